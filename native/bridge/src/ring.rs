@@ -1,0 +1,461 @@
+//! Bounded multi-producer, single-consumer ring of variable-length records,
+//! read by the consumer in place.
+//!
+//! # Algorithm
+//!
+//! The layout follows the Linux BPF ring buffer (`kernel/bpf/ringbuf.c`,
+//! Andrii Nakryiko, 2020): one contiguous data area, a producer position and a
+//! consumer position that only grow, records reserved by advancing the
+//! producer position and later committed or discarded, and a consumer that
+//! reads records strictly in position order, stopping at the first one that is
+//! still being written and skipping discarded ones. Batching the consumer and
+//! numbering records in ring order follows the LMAX Disruptor's batching
+//! consumer.
+//!
+//! Two things differ from BPF, because our producers are arbitrary C threads
+//! that must never wait:
+//!
+//! * Reservation is a compare-and-swap loop on the producer position instead
+//!   of a spinlock, so a producer descheduled mid-reservation holds nobody up.
+//! * Because the producer position moves before the record header exists, the
+//!   commit state cannot live in the data area (stale payload bytes could pose
+//!   as a header). It lives in a separate array of *stamps*, one `AtomicU64`
+//!   per 64-byte granule. A stamp holds the absolute position of the record
+//!   that starts there plus state bits, so a stamp left over from an earlier
+//!   lap never equals the current position and reads as "not yet written".
+//!
+//! Records never wrap: a record that does not fit before the end of the data
+//! area is preceded by a padding stamp and placed at offset 0, so every record
+//! is contiguous for the consumer's in-place reads. The consumer's batches are
+//! runs of committed records and never span the end of the area.
+//!
+//! # Record layout
+//!
+//! Each record starts at a multiple of [`RECORD_ALIGN`] and is
+//! [`RECORD_HEADER_LEN`] bytes of header followed by the payload, padded to
+//! the alignment. Fields are in native byte order (little-endian on every
+//! supported target); see `protocol/PROTOCOL.md` for the same table.
+//!
+//! | offset | type | field |
+//! | --- | --- | --- |
+//! | 0 | u32 | record length in bytes, header and padding included |
+//! | 4 | u32 | payload length in bytes |
+//! | 8 | u32 | kind |
+//! | 12 | u32 | source id |
+//! | 16 | u32 | flags |
+//! | 20 | u32 | reserved, 0 |
+//! | 24 | u64 | per-source sequence number |
+//! | 32 | u64 | event timestamp, CLOCK_MONOTONIC ns |
+//! | 40 | u64 | global sequence number, written by the consumer |
+//! | 48 | bytes | payload |
+//!
+//! # Memory ordering
+//!
+//! * A producer loads the consumer position with `Acquire`: the consumer's
+//!   `Release` store of it happens after its last read of the space being
+//!   freed, so the producer never overwrites bytes still being read.
+//! * The reservation CAS is `Relaxed`: it only has to hand out disjoint
+//!   ranges, which atomicity alone guarantees; nothing else is published by it.
+//! * The producer writes the header and payload with plain stores, then
+//!   publishes them with a `Release` store of the stamp. The consumer loads the
+//!   stamp with `Acquire`, so all those bytes are visible before it reads them.
+//! * Doorbell: the consumer stores `armed = true` and then re-reads the next
+//!   stamp; a producer stores its stamp and then reads `armed`. Both sides
+//!   separate the store from the load with a `SeqCst` fence, the store-buffering
+//!   (Dekker) pattern: at least one side sees the other's store, so either the
+//!   consumer finds the record or the producer finds the consumer armed. Only
+//!   the producer whose `swap(false)` returns `true` rings, so at most one
+//!   wakeup is ever pending.
+
+use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering, Padded};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::UnsafeCell;
+
+/// Records start at multiples of this many bytes; one stamp covers one granule.
+pub const RECORD_ALIGN: u64 = 64;
+/// Bytes of header before each record's payload.
+pub const RECORD_HEADER_LEN: u64 = 48;
+/// Smallest data area accepted by [`Ring::new`], in bytes.
+pub const MIN_CAPACITY: u64 = 256;
+/// Largest data area accepted by [`Ring::new`], in bytes (4 GiB: record
+/// offsets handed to the consumer fit in a `u32`).
+pub const MAX_CAPACITY: u64 = 1 << 32;
+
+const STATE_MASK: u64 = RECORD_ALIGN - 1;
+const COMMITTED: u64 = 1;
+const DISCARDED: u64 = 2;
+const PADDING: u64 = 4;
+
+/// Total bytes one record with `payload_len` bytes of payload occupies.
+pub fn record_len(payload_len: u64) -> u64 {
+    (RECORD_HEADER_LEN + payload_len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
+}
+
+/// Header fields a producer fills in; the consumer adds the global sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Event kind.
+    pub kind: u32,
+    /// Source id.
+    pub source_id: u32,
+    /// Source-defined flags.
+    pub flags: u32,
+    /// Per-source sequence number.
+    pub source_seq: u64,
+    /// Event timestamp, CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+}
+
+/// Why [`Ring::new`] refused a capacity.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CapacityError {
+    /// Not a power of two within [`MIN_CAPACITY`]..=[`MAX_CAPACITY`].
+    OutOfRange,
+    /// The allocator returned null.
+    NoMemory,
+}
+
+/// A run of committed records handed to the consumer, contiguous in the data
+/// area: `len` bytes from `offset`, `count` records numbered `first_seq`,
+/// `first_seq + 1`, ...
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Byte offset of the first record in the data area.
+    pub offset: u64,
+    /// Bytes spanned by the batch's records.
+    pub len: u64,
+    /// Number of records.
+    pub count: u64,
+    /// Global sequence number of the first record (sequence numbers start at 1).
+    pub first_seq: u64,
+}
+
+struct ConsumerState {
+    /// End of the batch handed out last; released on the next `consume`.
+    handed_end: u64,
+    /// Sequence number the next record will get.
+    next_seq: u64,
+}
+
+/// The ring. Producers call [`Ring::reserve`] from any thread; exactly one
+/// consumer calls [`Ring::consume`].
+pub struct Ring {
+    data: *mut u8,
+    stamps: Box<[AtomicU64]>,
+    capacity: u64,
+    mask: u64,
+    producer_pos: Padded<AtomicU64>,
+    consumer_pos: Padded<AtomicU64>,
+    armed: Padded<AtomicBool>,
+    /// `extern "C" fn()` doorbell as an address, 0 for none.
+    doorbell: AtomicUsize,
+    consumer: Padded<UnsafeCell<ConsumerState>>,
+}
+
+// SAFETY: the data area is shared by design; every byte of it is written by
+// the one producer that reserved it and read by the consumer only after the
+// stamp's Release/Acquire hand-over (module docs, "Memory ordering"). The
+// consumer state is touched only by the single consumer, which `consume`'s
+// safety contract requires.
+unsafe impl Send for Ring {}
+// SAFETY: as for Send; all shared mutable state is atomic or protected by the
+// single-consumer contract.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// Creates a ring whose data area is `capacity` bytes, zeroed.
+    ///
+    /// # Errors
+    /// [`CapacityError::OutOfRange`] unless `capacity` is a power of two in
+    /// [`MIN_CAPACITY`]..=[`MAX_CAPACITY`]; [`CapacityError::NoMemory`] if
+    /// allocation fails.
+    pub fn new(capacity: u64) -> Result<Ring, CapacityError> {
+        if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+            return Err(CapacityError::OutOfRange);
+        }
+        let layout = Self::layout(capacity);
+        // SAFETY: layout has a non-zero size (capacity >= MIN_CAPACITY) and a
+        // valid power-of-two alignment.
+        let data = unsafe { alloc_zeroed(layout) };
+        if data.is_null() {
+            return Err(CapacityError::NoMemory);
+        }
+        let stamps = (0..capacity / RECORD_ALIGN).map(|_| AtomicU64::new(0)).collect();
+        Ok(Ring {
+            data,
+            stamps,
+            capacity,
+            mask: capacity - 1,
+            producer_pos: Padded(AtomicU64::new(0)),
+            consumer_pos: Padded(AtomicU64::new(0)),
+            armed: Padded(AtomicBool::new(false)),
+            doorbell: AtomicUsize::new(0),
+            consumer: Padded(UnsafeCell::new(ConsumerState { handed_end: 0, next_seq: 1 })),
+        })
+    }
+
+    fn layout(capacity: u64) -> Layout {
+        Layout::from_size_align(capacity as usize, RECORD_ALIGN as usize)
+            .expect("capacity was range-checked in Ring::new")
+    }
+
+    /// Size of the data area in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Start of the data area. Valid for [`Ring::capacity`] bytes until the
+    /// ring is dropped; the consumer reads handed-out batches through it.
+    pub fn data_ptr(&self) -> *mut u8 {
+        self.data
+    }
+
+    /// Bytes between the consumer and producer positions: reserved, committed
+    /// and not yet released records, and padding. A snapshot; any thread.
+    pub fn used_bytes(&self) -> u64 {
+        let cons = self.consumer_pos.load(Ordering::Relaxed);
+        let prod = self.producer_pos.load(Ordering::Relaxed);
+        prod.saturating_sub(cons)
+    }
+
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
+        &self.stamps[((pos & self.mask) / RECORD_ALIGN) as usize]
+    }
+
+    /// Reserves a record for `payload_len` bytes. Never blocks, never
+    /// allocates. Any thread.
+    ///
+    /// Returns `None` when the ring has no room (the caller counts a drop).
+    /// The caller must ensure `record_len(payload_len) <= capacity / 2`, which
+    /// guarantees an empty ring always has room.
+    pub fn reserve(&self, payload_len: u32) -> Option<Reservation<'_>> {
+        let size = record_len(u64::from(payload_len));
+        debug_assert!(size <= self.capacity / 2);
+        loop {
+            // Consumer position first: the producer position read after it is
+            // then at least as new (the consumer only passes stamped records,
+            // stamped after their reservation), so `prod >= cons` and the
+            // free-space arithmetic cannot underflow.
+            let cons = self.consumer_pos.load(Ordering::Acquire);
+            let prod = self.producer_pos.load(Ordering::Relaxed);
+            let tail = self.capacity - (prod & self.mask);
+            let need = if size <= tail { size } else { tail + size };
+            if prod + need - cons > self.capacity {
+                return None;
+            }
+            if self
+                .producer_pos
+                .compare_exchange_weak(prod, prod + need, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                let pos = if need > size {
+                    self.stamp(prod).store(prod | PADDING, Ordering::Release);
+                    prod + tail
+                } else {
+                    prod
+                };
+                // SAFETY: [pos, pos + size) was just reserved by this CAS and
+                // lies within one lap (never wraps), so this thread owns those
+                // bytes until it stamps the record.
+                unsafe { self.write_u32(pos, 0, size as u32) };
+                return Some(Reservation { ring: self, pos, size, payload_len, done: false });
+            }
+        }
+    }
+
+    /// # Safety
+    /// The caller owns bytes `[pos + at, pos + at + 4)` of the data area.
+    unsafe fn write_u32(&self, pos: u64, at: u64, v: u32) {
+        // SAFETY: in bounds because records never wrap and at + 4 <= header;
+        // the caller owns the bytes. Unaligned write is not needed (4 | at)
+        // but write_unaligned keeps this free of alignment assumptions.
+        unsafe { (self.data.add(((pos & self.mask) + at) as usize) as *mut u32).write_unaligned(v) }
+    }
+
+    /// # Safety
+    /// The caller owns bytes `[pos + at, pos + at + 8)` of the data area.
+    unsafe fn write_u64(&self, pos: u64, at: u64, v: u64) {
+        // SAFETY: as for write_u32.
+        unsafe { (self.data.add(((pos & self.mask) + at) as usize) as *mut u64).write_unaligned(v) }
+    }
+
+    /// # Safety
+    /// The caller may read bytes `[pos, pos + 4)` (a published record).
+    unsafe fn read_u32(&self, pos: u64) -> u32 {
+        // SAFETY: in bounds (record start within the area); published by the
+        // stamp's Acquire load in the caller.
+        unsafe { (self.data.add((pos & self.mask) as usize) as *const u32).read_unaligned() }
+    }
+
+    /// Releases the previous batch and hands out the next one: at most
+    /// `max_bytes` bytes (but always at least one record if one is ready) and
+    /// at most `max_records` records.
+    ///
+    /// When nothing is ready and `arm` is true, the ring is armed: the next
+    /// commit or discard rings the doorbell (see [`Ring::set_doorbell`]). If a record became ready while arming, the arm is
+    /// taken back and that record is returned instead, so a returned empty
+    /// batch with `arm` set always means "a doorbell will come".
+    ///
+    /// # Safety
+    /// Only one thread may be the consumer for the ring's whole life (calls
+    /// must not overlap). Bytes of the previous batch must no longer be read
+    /// after this call begins.
+    pub unsafe fn consume(&self, max_bytes: u64, max_records: u64, arm: bool) -> Batch {
+        // SAFETY: single consumer per this function's contract.
+        let st = unsafe { &mut *self.consumer.get() };
+        loop {
+            let mut pos = st.handed_end;
+            // Skip padding and discarded records in front of the next batch.
+            let start = loop {
+                let s = self.stamp(pos).load(Ordering::Acquire);
+                if s & !STATE_MASK != pos {
+                    break None;
+                }
+                match s & STATE_MASK {
+                    COMMITTED => break Some(pos),
+                    // SAFETY: a discarded stamp is published after the record
+                    // length was written (reserve writes it first).
+                    DISCARDED => pos += u64::from(unsafe { self.read_u32(pos) }),
+                    _ => pos = (pos | self.mask) + 1,
+                }
+            };
+            // Everything before `pos` has been read: give it back to producers.
+            self.consumer_pos.store(pos, Ordering::Release);
+            st.handed_end = pos;
+            if let Some(start) = start {
+                let mut count = 0;
+                while count < max_records.max(1)
+                    && (count == 0 || pos - start < max_bytes)
+                    && self.stamp(pos).load(Ordering::Acquire) == pos | COMMITTED
+                {
+                    // SAFETY: the Acquire load above published this record.
+                    let len = u64::from(unsafe { self.read_u32(pos) });
+                    // SAFETY: the record is committed and not yet handed out,
+                    // so the consumer owns it; offset 40 is the seq field.
+                    unsafe { self.write_u64(pos, 40, st.next_seq + count) };
+                    pos += len;
+                    count += 1;
+                    if pos & self.mask == 0 {
+                        break; // batches never span the end of the area
+                    }
+                }
+                let batch =
+                    Batch { offset: start & self.mask, len: pos - start, count, first_seq: st.next_seq };
+                st.next_seq += count;
+                st.handed_end = pos;
+                return batch;
+            }
+            if !arm {
+                return Batch { first_seq: st.next_seq, ..Batch::default() };
+            }
+            self.armed.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let s = self.stamp(pos).load(Ordering::SeqCst);
+            if s & !STATE_MASK != pos {
+                return Batch { first_seq: st.next_seq, ..Batch::default() };
+            }
+            // Something became ready while arming. Take the arm back if no
+            // producer has claimed it; otherwise a doorbell is on its way.
+            if !self.armed.swap(false, Ordering::SeqCst) {
+                return Batch { first_seq: st.next_seq, ..Batch::default() };
+            }
+        }
+    }
+
+    /// Whether the consumer is armed and waiting for a doorbell.
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Relaxed)
+    }
+
+    /// Sets (or with `None` clears) the function a producer calls when it
+    /// publishes a record while the consumer is armed. It is called on the
+    /// producer's thread, at most once per arming, and must not block.
+    pub fn set_doorbell(&self, bell: Option<extern "C" fn()>) {
+        self.doorbell.store(bell.map_or(0, |f| f as usize), Ordering::SeqCst);
+    }
+
+    /// Stamps the record and rings the doorbell if this call disarmed the
+    /// consumer. Returns whether it did.
+    fn publish(&self, pos: u64, state: u64) -> bool {
+        self.stamp(pos).store(pos | state, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let won = self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::SeqCst);
+        if won {
+            let bell = self.doorbell.load(Ordering::Acquire);
+            if bell != 0 {
+                // SAFETY: non-zero values are only ever stored by set_doorbell
+                // from an `extern "C" fn()`, so the transmute restores it.
+                let f: extern "C" fn() = unsafe { std::mem::transmute::<usize, extern "C" fn()>(bell) };
+                f();
+            }
+        }
+        won
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `data` came from alloc_zeroed with this exact layout and is
+        // freed once; &mut self proves no reservation or batch is alive.
+        unsafe { dealloc(self.data, Self::layout(self.capacity)) }
+    }
+}
+
+/// A reserved record. Fill it, then [`Reservation::commit`]. Dropping it
+/// without committing (for example while unwinding from a panic) discards the
+/// record, and the consumer skips it.
+pub struct Reservation<'a> {
+    ring: &'a Ring,
+    pos: u64,
+    size: u64,
+    payload_len: u32,
+    done: bool,
+}
+
+impl Reservation<'_> {
+    /// Writes the header fields.
+    pub fn write_header(&mut self, h: &RecordHeader) {
+        // SAFETY: this reservation owns [pos, pos + size) and size covers the
+        // header; offsets are those of the module's layout table.
+        unsafe {
+            self.ring.write_u32(self.pos, 4, self.payload_len);
+            self.ring.write_u32(self.pos, 8, h.kind);
+            self.ring.write_u32(self.pos, 12, h.source_id);
+            self.ring.write_u32(self.pos, 16, h.flags);
+            self.ring.write_u32(self.pos, 20, 0);
+            self.ring.write_u64(self.pos, 24, h.source_seq);
+            self.ring.write_u64(self.pos, 32, h.ts_ns);
+        }
+    }
+
+    /// The payload area, exactly the reserved payload length.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let off = ((self.pos & self.ring.mask) + RECORD_HEADER_LEN) as usize;
+        // SAFETY: the reservation owns these bytes exclusively and they are in
+        // bounds (off + payload_len <= record end <= capacity); &mut self
+        // prevents a second live slice.
+        unsafe { std::slice::from_raw_parts_mut(self.ring.data.add(off), self.payload_len as usize) }
+    }
+
+    /// Bytes this record occupies in the ring.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Publishes the record to the consumer. Returns `true` when the consumer
+    /// was armed and this call rang the doorbell.
+    pub fn commit(mut self) -> bool {
+        self.done = true;
+        self.ring.publish(self.pos, COMMITTED)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Rings like a commit would: the consumer must skip this record to
+            // reach the ones behind it. At worst the wakeup finds nothing.
+            self.ring.publish(self.pos, DISCARDED);
+        }
+    }
+}

@@ -292,9 +292,10 @@ impl Ring {
     /// at most `max_records` records.
     ///
     /// When nothing is ready and `arm` is true, the ring is armed: the next
-    /// commit or discard rings the doorbell (see [`Ring::set_doorbell`]). If a record became ready while arming, the arm is
-    /// taken back and that record is returned instead, so a returned empty
-    /// batch with `arm` set always means "a doorbell will come".
+    /// commit or discard rings the doorbell (see [`Ring::set_doorbell`]). If
+    /// a record became ready while arming, it is returned and the arm stays,
+    /// so a returned empty batch with `arm` set always means "a doorbell will
+    /// come", and a doorbell may occasionally find nothing new.
     ///
     /// # Safety
     /// Only one thread may be the consumer for the ring's whole life (calls
@@ -316,7 +317,11 @@ impl Ring {
                     // SAFETY: a discarded stamp is published after the record
                     // length was written (reserve writes it first).
                     DISCARDED => pos += u64::from(unsafe { self.read_u32(pos) }),
-                    _ => pos = (pos | self.mask) + 1,
+                    PADDING => pos = (pos | self.mask) + 1,
+                    // State 0: the zeroed initial stamp of position 0, never
+                    // written yet. Any other position's unwritten stamp
+                    // already failed the position check above.
+                    _ => break None,
                 }
             };
             // Everything before `pos` has been read: give it back to producers.
@@ -351,14 +356,14 @@ impl Ring {
             self.armed.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let s = self.stamp(pos).load(Ordering::SeqCst);
-            if s & !STATE_MASK != pos {
+            if s & !STATE_MASK != pos || s & STATE_MASK == 0 {
                 return Batch { first_seq: st.next_seq, ..Batch::default() };
             }
-            // Something became ready while arming. Take the arm back if no
-            // producer has claimed it; otherwise a doorbell is on its way.
-            if !self.armed.swap(false, Ordering::SeqCst) {
-                return Batch { first_seq: st.next_seq, ..Batch::default() };
-            }
+            // Something became ready while arming: drain it now and leave the
+            // arm in place. The doorbell it may still cause is the one pending
+            // wakeup, and may find nothing. (Taking the arm back with a swap
+            // would save that wakeup, but the swap races the producers' and
+            // loom 0.7 mis-models that race; see tests/loom.rs.)
         }
     }
 
@@ -379,7 +384,7 @@ impl Ring {
     fn publish(&self, pos: u64, state: u64) -> bool {
         self.stamp(pos).store(pos | state, Ordering::Release);
         fence(Ordering::SeqCst);
-        let won = self.armed.load(Ordering::Relaxed) && self.armed.swap(false, Ordering::SeqCst);
+        let won = self.armed.load(Ordering::SeqCst) && self.armed.swap(false, Ordering::SeqCst);
         if won {
             let bell = self.doorbell.load(Ordering::Acquire);
             if bell != 0 {

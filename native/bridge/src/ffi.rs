@@ -357,6 +357,7 @@ pub extern "C" fn evb_token_revoke(token: *mut c_void) -> i32 {
 /// length at most the bridge's `max_payload` must be readable for that length.
 #[no_mangle]
 pub unsafe extern "C" fn evb_on_event(ev: *const EvbEvent, userdata: *mut c_void) -> c_int {
+    let _inside = crate::panic::InBoundary::enter();
     let mut held = None;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match REGISTRY.resolve(userdata as usize) {

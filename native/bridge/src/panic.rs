@@ -25,10 +25,37 @@ static LOG: Mutex<VecDeque<String>> = Mutex::new(VecDeque::new());
 static LOG_DROPPED: AtomicU64 = AtomicU64::new(0);
 static HOOK: Once = Once::new();
 
-/// Installs the recording hook once per process.
+std::thread_local! {
+    /// How many evbridge panic boundaries the current thread is inside.
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as inside a panic boundary while alive.
+pub(crate) struct InBoundary(());
+
+impl InBoundary {
+    pub(crate) fn enter() -> InBoundary {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        InBoundary(())
+    }
+}
+
+impl Drop for InBoundary {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+/// Installs the recording hook once per process. Panics raised outside an
+/// evbridge boundary (a host that links the rlib, such as the test suite) go
+/// to the hook that was installed before.
 pub(crate) fn install_hook() {
     HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if DEPTH.with(|d| d.get()) == 0 {
+                return previous(info);
+            }
             let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
                 (*s).to_owned()
             } else if let Some(s) = info.payload().downcast_ref::<String>() {
@@ -121,6 +148,7 @@ impl PanicDefault for crate::ffi::EvbEventCallback {
 /// bridge does so itself) and the type's [`PanicDefault`] is returned.
 macro_rules! ffi_boundary {
     ($body:expr) => {{
+        let _inside = $crate::panic::InBoundary::enter();
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(v) => v,
             Err(_) => {

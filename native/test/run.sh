@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds and runs the native C checks: the engine's own tests, then the
+# engine + bridge harness under AddressSanitizer (engine compiled with ASan,
+# bridge = the release cdylib). Needs libevbridge.so built first
+# (npm run build:native). Prints each suite's "N passed, N failed" line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+native=$(dirname "$here")
+build="$native/build"
+make -s -C "$native/engine" BUILD="$build" test
+bridge_dir="$native/bridge/target/release"
+[ -f "$bridge_dir/libevbridge.so" ] || { echo "libevbridge.so missing: run npm run build:native" >&2; exit 1; }
+mkdir -p "$build/asan"
+cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Wall -Wextra -Werror -Wno-unused-parameter \
+  -I"$native/include" -I"$native/engine" \
+  -o "$build/asan/harness" "$here/asan_harness.c" \
+  "$native/engine/engine.c" "$native/engine/sources.c" "$native/engine/io_epoll.c" \
+  -L"$bridge_dir" -Wl,-rpath,"$bridge_dir" -levbridge -lpthread
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$build/asan/harness"

@@ -23,6 +23,11 @@ run() {
       p=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log/$name.out" | awk '{s+=$4} END {print s+0}')
       f=$(grep -Eo '[0-9]+ failed;' "$log/$name.out" | awk '{s+=$1} END {print s+0}')
       ;;
+    tap)
+      # Count each test file's subtests (4-space indented results in TAP).
+      p=$(grep -cE '^    ok [0-9]+ ' "$log/$name.out")
+      f=$(grep -cE '^    not ok [0-9]+ ' "$log/$name.out")
+      ;;
     *)
       p=$(grep -Eo '^[a-z ]*: ?[0-9]+ passed, [0-9]+ failed' "$log/$name.out" | sed -E 's/.*: ?([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
       f=$(grep -Eo '^[a-z ]*: ?[0-9]+ passed, [0-9]+ failed' "$log/$name.out" | sed -E 's/.* ([0-9]+) failed/\1/' | awk '{s+=$1} END {print s+0}')
@@ -35,9 +40,13 @@ run() {
   total_fail=$((total_fail + f))
 }
 
+echo "== build: npm run build:native (tests must load the current libraries)"
+npm run -s build:native || { echo "0 passed, 1 failed"; exit 1; }
+
 run rust cargo test --release --manifest-path native/bridge/Cargo.toml
 run loom env RUSTFLAGS='--cfg loom' CARGO_TARGET_DIR=native/bridge/target/loom LOOM_MAX_PREEMPTIONS=3 \
   cargo test --release --manifest-path native/bridge/Cargo.toml --test loom
 run c bash native/test/run.sh
+run tap npx tap -R tap test/*.test.ts
 echo "$total_pass passed, $total_fail failed"
 exit $status

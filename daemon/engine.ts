@@ -1,0 +1,263 @@
+/**
+ * EngineHost: owns the native engine and bridge, registers the Rust callback
+ * with the engine, drains the ring in place when the doorbell rings, and
+ * publishes what it drains as a hot RxJS stream of batches.
+ *
+ * Drain loop: the doorbell (a threadsafe function, queued to the main thread)
+ * schedules a drain turn unless one is running. A turn takes at most
+ * `drain.batchesPerTurn` batches of at most `drain.batchMaxEvents` events,
+ * each one FFI call, copying each payload out of the ring before the next
+ * call releases it; then it yields to the event loop (setImmediate) so HTTP
+ * and WebSocket I/O run between turns. When a drain finds nothing it arms the
+ * doorbell in the same call and the loop stops: no polling while idle.
+ */
+import type { Logger } from 'pino';
+import { Observable, Subject, mergeAll } from 'rxjs';
+import type { JsExternal } from 'ffi-rs';
+import type { Config } from './config.js';
+import { type NativeStats, STATS_BYTES, decodeStats } from './metrics.js';
+import { type FaultName, Kind, type Native } from './native.js';
+import { KIND_BY_NUMBER, type KindName } from '../protocol/messages.js';
+
+/** One event, copied out of the ring. */
+export interface BridgeEvent {
+  /** Global sequence number: dense, from 1, in ring order. */
+  readonly seq: number;
+  readonly kind: KindName;
+  readonly source: number;
+  /** Per-source sequence number (exact below 2^53). */
+  readonly sourceSeq: number;
+  /** Engine timestamp, CLOCK_MONOTONIC nanoseconds. */
+  readonly tsNs: bigint;
+  /** Wall-clock time of the event, Unix ms, derived from tsNs at drain time. */
+  readonly timeMs: number;
+  /** Payload, a copy owned by this object. */
+  readonly payload: Buffer;
+}
+
+/** Events drained by one FFI call, in seq order. */
+export type EventBatch = readonly BridgeEvent[];
+
+/** Thrown when the engine cannot start; `message` is meant for operators. */
+export class EngineStartError extends Error {
+  readonly code = 'EVB_ERR_ENGINE_START';
+}
+
+const ALL_KINDS = (1 << Kind.udp) | (1 << Kind.tick) | (1 << Kind.gen);
+const HEADER = 48;
+
+export interface EngineHostOptions {
+  /** Called with the age (s) of every drained event; for the drain-age histogram. */
+  onDrainAge?: (seconds: number) => void;
+}
+
+export class EngineHost {
+  private readonly subject = new Subject<EventBatch>();
+  /** The hot stream every consumer subscribes to; completes on close. */
+  readonly batches$: Observable<EventBatch> = this.subject.asObservable();
+  /** The same stream, one event at a time. */
+  readonly events$: Observable<BridgeEvent> = this.batches$.pipe(mergeAll());
+
+  private readonly eng: JsExternal;
+  private readonly bridge: JsExternal;
+  private readonly token: JsExternal;
+  private readonly ring: Buffer;
+  private readonly result: Buffer;
+  private readonly statsBuf: Buffer;
+  private registration = 0;
+  private releaseDoorbell: () => void = () => {};
+  private draining = false;
+  private closed = false;
+  private started = false;
+  /** Bound UDP port, when a UDP source exists. */
+  udpPort: number | undefined;
+  /** Source ids by source kind, for the start-up log. */
+  readonly sources: { kind: string; id: number; detail: string }[] = [];
+  readonly delayBoundsNs: number[] = [];
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly native: Native,
+    private readonly log: Logger,
+    private readonly opts: EngineHostOptions = {},
+  ) {
+    const { engine, bridge } = native;
+    this.eng = engine.create();
+    if (native.isNull(this.eng)) throw new EngineStartError('ee_engine_new failed (out of memory)');
+    this.bridge = bridge.create(cfg.ring.capacityBytes, cfg.ring.maxPayloadBytes, Math.round(cfg.ring.lateThresholdMs * 1e6), ALL_KINDS);
+    if (native.isNull(this.bridge)) {
+      const st = bridge.lastStatus();
+      engine.free(this.eng);
+      throw new EngineStartError(
+        `evb_bridge_new refused ring.capacityBytes=${cfg.ring.capacityBytes}, ring.maxPayloadBytes=${cfg.ring.maxPayloadBytes}: ` +
+          `${bridge.statusName(st)} (the ring must hold at least two records of the largest payload)`,
+      );
+    }
+    this.ring = native.wrap(bridge.ringData(this.bridge), bridge.ringCapacity(this.bridge));
+    this.result = native.wrap(bridge.drainResult(this.bridge), 32);
+    this.statsBuf = native.wrap(bridge.stats(this.bridge), STATS_BYTES);
+    for (let i = 0; i < 14; i++) this.delayBoundsNs.push(bridge.delayBoundNs(i));
+    this.delayBoundsNs.pop(); // the last bucket is +Inf
+    this.token = bridge.tokenNew(this.bridge);
+  }
+
+  /** Adds the configured sources, registers the callback and starts the engine. */
+  start(): void {
+    const { engine, bridge } = this.native;
+    const c = this.cfg;
+    const check = (rc: number, what: string) => {
+      if (rc < 0) throw new EngineStartError(`${what}: ${engine.strerror(rc)} (${engine.errName(rc)})`);
+      return rc;
+    };
+    if (c.udp.enabled) {
+      const id = check(engine.addUdp(this.eng, c.udp.host, c.udp.port), `Cannot listen for UDP on ${c.udp.host}:${c.udp.port}`);
+      this.udpPort = engine.udpPort(this.eng, id);
+      this.sources.push({ kind: 'udp', id, detail: `${c.udp.host}:${this.udpPort}` });
+    }
+    if (c.tick.hz > 0) {
+      const id = check(engine.addTick(this.eng, c.tick.hz), 'Cannot add the tick source');
+      this.sources.push({ kind: 'tick', id, detail: `${c.tick.hz} Hz` });
+    }
+    if (c.generator.threads > 0) {
+      const g = c.generator;
+      const id = check(engine.addGenerator(this.eng, g.threads, g.rate, g.payloadBytes, g.count), 'Cannot add the generator');
+      this.sources.push({ kind: 'gen', id, detail: `${g.threads} threads, ${g.rate || 'max'} ev/s each, ${g.payloadBytes} B, count ${g.count || 'unbounded'}` });
+    }
+    if (c.faultInjection) {
+      engine.setFaultInjection(this.eng, true);
+      // A retired registration, so that stale calls can be injected: the
+      // engine keeps its callback and (revoked) token after unregistering.
+      const retired = bridge.tokenNew(this.bridge);
+      const rid = engine.register(this.eng, bridge.callback(), retired, ALL_KINDS);
+      engine.unregister(this.eng, rid);
+      bridge.tokenRevoke(retired);
+    }
+    this.releaseDoorbell = bridge.setDoorbell(this.bridge, () => this.schedule());
+    this.registration = check(engine.register(this.eng, bridge.callback(), this.token, ALL_KINDS), 'Cannot register the bridge callback');
+    check(engine.start(this.eng), 'Cannot start the engine');
+    this.started = true;
+    this.schedule();
+  }
+
+  /** True once the engine runs and the drain loop is wired. */
+  get ready(): boolean {
+    return this.started && !this.closed;
+  }
+
+  /** Reads the bridge's counters (one FFI call). */
+  stats(): NativeStats {
+    this.native.bridge.stats(this.bridge);
+    return decodeStats(this.statsBuf);
+  }
+
+  /** Fault injection through the real engine; returns calls made or a negative code. */
+  inject(fault: FaultName, count: number): number {
+    return this.native.engine.inject(this.eng, fault, count);
+  }
+
+  /** Makes the next `n` accepted events panic inside the Rust callback. */
+  injectPanic(n: number): number {
+    return this.native.bridge.faultPanic(this.bridge, n);
+  }
+
+  /** Current engine time, CLOCK_MONOTONIC ns. */
+  nowNs(): bigint {
+    return process.hrtime.bigint();
+  }
+
+  private schedule() {
+    if (this.draining || this.closed) return;
+    this.draining = true;
+    setImmediate(() => this.turn());
+  }
+
+  private turn() {
+    const c = this.cfg.drain;
+    let n = 0;
+    for (let i = 0; i < c.batchesPerTurn && !this.closed; i++) {
+      n = this.drainOnce(false);
+      if (n === 0) break;
+    }
+    this.logPanics();
+    if (this.closed) return;
+    if (n > 0) {
+      setImmediate(() => this.turn()); // more may be waiting: yield, then go on
+      return;
+    }
+    // Nothing left: arm the doorbell in the same call that checks once more.
+    if (this.drainOnce(true) > 0) {
+      setImmediate(() => this.turn());
+      return;
+    }
+    this.draining = false;
+  }
+
+  /** One FFI call: releases the previous batch, emits the next. */
+  private drainOnce(arm: boolean): number {
+    const { batchMaxBytes, batchMaxEvents } = this.cfg.drain;
+    const count = this.native.bridge.drain(this.bridge, batchMaxBytes, batchMaxEvents, arm);
+    if (count <= 0) return 0;
+    const r = this.result;
+    const ring = this.ring;
+    let off = Number(r.readBigUInt64LE(0));
+    const firstSeq = Number(r.readBigUInt64LE(24));
+    const monoNow = process.hrtime.bigint();
+    const wallNow = Date.now();
+    const batch: BridgeEvent[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const recLen = ring.readUInt32LE(off);
+      const len = ring.readUInt32LE(off + 4);
+      const kindNo = ring.readUInt32LE(off + 8);
+      const tsNs = ring.readBigUInt64LE(off + 32);
+      const ageNs = Number(monoNow - tsNs);
+      this.opts.onDrainAge?.(ageNs / 1e9);
+      batch[i] = {
+        seq: firstSeq + i,
+        kind: KIND_BY_NUMBER.get(kindNo) ?? 'gen',
+        source: ring.readUInt32LE(off + 12),
+        sourceSeq: ring.readUInt32LE(off + 24) + ring.readUInt32LE(off + 28) * 2 ** 32,
+        tsNs,
+        timeMs: wallNow - ageNs / 1e6,
+        payload: Buffer.from(ring.subarray(off + HEADER, off + HEADER + len)),
+      };
+      off += recLen;
+    }
+    this.subject.next(batch);
+    return count;
+  }
+
+  private logPanics() {
+    for (;;) {
+      const msg = this.native.bridge.panicMessageNext();
+      if (!msg) return;
+      this.log.error({ panic: msg }, 'native callback panicked');
+    }
+  }
+
+  /**
+   * Shuts down in the order the native side requires: stop the sources,
+   * unregister the callback (waits for in-flight calls), drain what is left,
+   * revoke the token, free the bridge, release the doorbell, free the
+   * engine; then completes the stream. Idempotent. Returns the final counters.
+   */
+  close(): NativeStats {
+    const { engine, bridge } = this.native;
+    if (this.closed) return this.finalStats ?? this.stats();
+    engine.stop(this.eng);
+    if (this.registration > 0) engine.unregister(this.eng, this.registration);
+    while (this.drainOnce(false) > 0) {
+      // everything still in the ring reaches the stream before it completes
+    }
+    this.drainOnce(false); // releases the last batch
+    this.logPanics();
+    this.finalStats = this.stats();
+    this.closed = true;
+    bridge.tokenRevoke(this.token);
+    bridge.free(this.bridge);
+    this.releaseDoorbell();
+    engine.free(this.eng);
+    this.subject.complete();
+    return this.finalStats;
+  }
+  private finalStats: NativeStats | undefined;
+}

@@ -1,0 +1,208 @@
+/**
+ * The daemon's metrics: one prom-client registry of its own, a facade the
+ * rest of the code marks events through, and the native counters, read once
+ * per scrape (`refresh`) from the bridge's stats struct.
+ *
+ * Native counters and both histograms are exported as "external" metrics:
+ * objects with prom-client's `get()` shape whose values come from a snapshot
+ * or from bucket arrays, so nothing is re-counted in JS per event.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+
+export const DROP_REASONS = ['ring_full'] as const;
+export const INVALID_REASONS = ['null_event', 'null_payload', 'too_long', 'bad_kind', 'bad_userdata'] as const;
+export type WsDropReason = 'slow_consumer';
+export type DisconnectReason = 'slow_consumer' | 'write_stall' | 'heartbeat' | 'client' | 'shutdown' | 'protocol_abuse';
+export type AgeStage = 'drain' | 'send';
+
+/** The bridge's `evb_stats_t`, decoded. Counts are events; bytes are bytes. */
+export interface NativeStats {
+  callbacks: number;
+  accepted: number;
+  dropped: Record<(typeof DROP_REASONS)[number], number>;
+  panicked: number;
+  invalid: Record<(typeof INVALID_REASONS)[number], number>;
+  stale: number;
+  late: number;
+  delivered: number;
+  ringUsedBytes: number;
+  ringCapacityBytes: number;
+  /** Per-bucket (not cumulative) callback-delay counts; bounds in `delayBoundsNs`. */
+  delayCounts: number[];
+  delaySumNs: number;
+  panicMessagesDropped: number;
+}
+
+/** Byte layout of `evb_stats_t` (native/include/evbridge.h), all u64 LE. */
+export const STATS_BYTES = 240;
+export function decodeStats(b: Buffer): NativeStats {
+  const u = (off: number) => Number(b.readBigUInt64LE(off));
+  const delayCounts: number[] = [];
+  for (let i = 0; i < 14; i++) delayCounts.push(u(112 + 8 * i));
+  return {
+    callbacks: u(0),
+    accepted: u(8),
+    dropped: { ring_full: u(16) },
+    panicked: u(24),
+    invalid: { null_event: u(32), null_payload: u(40), too_long: u(48), bad_kind: u(56), bad_userdata: u(64) },
+    stale: u(72),
+    late: u(80),
+    delivered: u(88),
+    ringUsedBytes: u(96),
+    ringCapacityBytes: u(104),
+    delayCounts,
+    delaySumNs: u(224),
+    panicMessagesDropped: u(232),
+  };
+}
+
+/** A histogram kept as bucket counts: `observe` is a short loop, no allocation. */
+export class BucketHistogram {
+  readonly counts: number[];
+  sum = 0;
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Array<number>(bounds.length + 1).fill(0);
+  }
+  observe(v: number) {
+    let i = 0;
+    while (i < this.bounds.length && v > (this.bounds[i] as number)) i++;
+    this.counts[i] = (this.counts[i] ?? 0) + 1;
+    this.sum += v;
+  }
+}
+
+type Sample = { value: number; labels: Record<string, string | number>; metricName?: string };
+
+/** A metric whose values are computed at scrape time. */
+function external(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Sample[]): Metric {
+  const m = {
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    reset: () => {},
+  };
+  return m as unknown as Metric;
+}
+
+function histogramSamples(name: string, bounds: readonly number[], counts: readonly number[], sum: number, labels: Record<string, string> = {}): Sample[] {
+  const out: Sample[] = [];
+  let acc = 0;
+  bounds.forEach((b, i) => {
+    acc += counts[i] ?? 0;
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: b }, value: acc });
+  });
+  acc += counts[bounds.length] ?? 0;
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: acc });
+  out.push({ metricName: `${name}_sum`, labels, value: sum });
+  out.push({ metricName: `${name}_count`, labels, value: acc });
+  return out;
+}
+
+/** Bounds of the event-age histograms, seconds: 10 µs to 10 s. */
+export const AGE_BOUNDS_S = [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5, 10];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private native: NativeStats | undefined;
+  private readonly age: Record<AgeStage, BucketHistogram> = {
+    drain: new BucketHistogram(AGE_BOUNDS_S),
+    send: new BucketHistogram(AGE_BOUNDS_S),
+  };
+  private readonly wsConnections: Gauge;
+  private readonly wsSent: Counter;
+  private readonly wsDropped: Counter<'reason'>;
+  private readonly wsDisconnects: Counter<'reason'>;
+
+  /**
+   * @param readNative reads the bridge's counters (one native call).
+   * @param delayBoundsNs the bridge's callback-delay bucket bounds, ns.
+   */
+  constructor(
+    private readonly readNative: () => NativeStats,
+    delayBoundsNs: readonly number[],
+  ) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'evbridge_' });
+    const n = () => {
+      if (!this.native) throw new Error('metrics.refresh() must run before a scrape');
+      return this.native;
+    };
+    const one = (value: number): Sample[] => [{ value, labels: {} }];
+    const add = (m: Metric) => r.registerMetric(m);
+    add(external('evbridge_callbacks_total', 'Callbacks the engine made into the bridge, every outcome included.', 'counter', () => one(n().callbacks)));
+    add(
+      external('evbridge_callbacks_dropped_total', 'Valid events the bridge dropped, by reason.', 'counter', () =>
+        DROP_REASONS.map((reason) => ({ value: n().dropped[reason], labels: { reason } })),
+      ),
+    );
+    add(external('evbridge_callbacks_panicked_total', 'Callbacks that panicked inside the bridge (caught; message logged).', 'counter', () => one(n().panicked)));
+    add(external('evbridge_callbacks_late_total', 'Callbacks that ran later than the late threshold after the event timestamp.', 'counter', () => one(n().late)));
+    add(
+      external('evbridge_callbacks_invalid_total', 'Callbacks refused by validation, by reason.', 'counter', () =>
+        INVALID_REASONS.map((reason) => ({ value: n().invalid[reason], labels: { reason } })),
+      ),
+    );
+    add(external('evbridge_callbacks_stale_total', 'Callbacks made with a revoked userdata token.', 'counter', () => one(n().stale)));
+    const boundsS = delayBoundsNs.map((b) => b / 1e9);
+    add(
+      external('evbridge_callback_delay_seconds', 'Delay from the event timestamp to its callback, seconds.', 'histogram', () =>
+        histogramSamples('evbridge_callback_delay_seconds', boundsS, n().delayCounts, n().delaySumNs / 1e9),
+      ),
+    );
+    add(external('evbridge_events_delivered_total', 'Events handed from the ring to the daemon.', 'counter', () => one(n().delivered)));
+    add(
+      external('evbridge_event_age_seconds', 'Age of events (now minus engine timestamp) when drained and when sent, seconds.', 'histogram', () =>
+        (['drain', 'send'] as const).flatMap((stage) =>
+          histogramSamples('evbridge_event_age_seconds', AGE_BOUNDS_S, this.age[stage].counts, this.age[stage].sum, { stage }),
+        ),
+      ),
+    );
+    add(external('evbridge_ring_used_bytes', 'Bytes in use in the ring.', 'gauge', () => one(n().ringUsedBytes)));
+    add(external('evbridge_ring_capacity_bytes', 'Size of the ring, bytes.', 'gauge', () => one(n().ringCapacityBytes)));
+    this.wsConnections = new Gauge({ name: 'evbridge_ws_connections', help: 'Open WebSocket connections.', registers: [r] });
+    this.wsSent = new Counter({ name: 'evbridge_ws_events_sent_total', help: 'Events written to WebSocket subscribers.', registers: [r] });
+    this.wsDropped = new Counter({
+      name: 'evbridge_ws_events_dropped_total',
+      help: 'Events dropped for WebSocket subscribers, by reason.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    this.wsDisconnects = new Counter({
+      name: 'evbridge_ws_disconnects_total',
+      help: 'WebSocket connections closed, by reason.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    this.wsDropped.inc({ reason: 'slow_consumer' }, 0);
+  }
+
+  /** Reads the native counters once; call before each scrape. */
+  refresh(): NativeStats {
+    this.native = this.readNative();
+    return this.native;
+  }
+
+  eventAge(stage: AgeStage, seconds: number) {
+    this.age[stage].observe(seconds);
+  }
+  wsConnected(delta: 1 | -1) {
+    this.wsConnections.inc(delta);
+  }
+  wsEventsSent(n: number) {
+    this.wsSent.inc(n);
+  }
+  wsEventsDropped(reason: WsDropReason, n: number) {
+    this.wsDropped.inc({ reason }, n);
+  }
+  wsDisconnected(reason: DisconnectReason) {
+    this.wsDisconnects.inc({ reason });
+  }
+
+  /** The exposition text, after one native read. */
+  async scrape(): Promise<string> {
+    this.refresh();
+    return this.registry.metrics();
+  }
+}

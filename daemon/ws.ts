@@ -1,0 +1,393 @@
+/**
+ * WebSocket fan-out at `ws.path`: protocol v1 over JSON text frames.
+ *
+ * Each connection is a Session with subscriptions (filters by kind and
+ * source) and one outgoing queue bounded in bytes. Every drained batch is
+ * filtered and encoded once per distinct filter (shared by all sessions with
+ * that filter), cut into frames of at most `ws.batchMaxEvents` events, and
+ * queued. Slow consumers: past `ws.queueLowWatermarkBytes` the oldest queued
+ * event frames are dropped, counted, and reported to the client in a gap
+ * notice (sent ahead of the remaining frames of that subscription); a write
+ * that makes no progress for `ws.writeStallTimeoutMs`, or a queue past
+ * `ws.queueHardLimitBytes`, closes the connection with 4008. A slow session
+ * never delays another: each has its own queue and only ever waits on its
+ * own socket.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Observable, Subscription } from 'rxjs';
+import { WebSocket, WebSocketServer } from 'ws';
+import {
+  CloseCode,
+  ErrorCode,
+  KIND_NAMES,
+  type KindName,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+  SUBPROTOCOL_JSON,
+  type SubscribeMessage,
+} from '../protocol/messages.js';
+import { decodeClientFrame, encodeServerMessage } from '../protocol/json.js';
+import type { Config } from './config.js';
+import type { BridgeEvent, EventBatch } from './engine.js';
+import type { DisconnectReason, Metrics } from './metrics.js';
+
+/** Bytes a session may have handed to ws but not yet seen written. */
+const SEND_WINDOW_BYTES = 256 * 1024;
+/** Malformed frames in a row before the connection is closed. */
+const MAX_BAD_FRAMES = 10;
+
+interface Filter {
+  kinds: ReadonlySet<KindName> | null;
+  sources: ReadonlySet<number> | null;
+  key: string;
+}
+
+interface Frame {
+  sub: string;
+  data: string;
+  bytes: number;
+  first: number;
+  last: number;
+  count: number;
+  oldestTsNs: bigint;
+}
+
+/** Events of one batch that match one filter, as JSON array text, cut in frames. */
+interface Encoded {
+  chunks: { json: string; first: number; last: number; count: number; oldestTsNs: bigint }[];
+}
+
+function filterOf(m: SubscribeMessage): Filter {
+  const kinds = m.kinds ? new Set(m.kinds) : null;
+  const sources = m.sources ? new Set(m.sources) : null;
+  return {
+    kinds,
+    sources,
+    key: `${kinds ? [...kinds].sort().join(',') : '*'}|${sources ? [...sources].sort((a, b) => a - b).join(',') : '*'}`,
+  };
+}
+
+function eventJson(e: BridgeEvent): string {
+  return JSON.stringify({
+    seq: e.seq,
+    kind: e.kind,
+    source: e.source,
+    source_seq: e.sourceSeq,
+    ts: e.tsNs.toString(),
+    time: Math.round(e.timeMs),
+    payload: e.payload.toString('base64'),
+  });
+}
+
+class Session {
+  readonly subs = new Map<string, Filter>();
+  private queue: Frame[] = [];
+  private queuedBytes = 0;
+  private inflightBytes = 0;
+  private readonly gaps = new Map<string, { from: number; to: number; dropped: number }>();
+  private stallTimer: NodeJS.Timeout | undefined;
+  private badFrames = 0;
+  alive = true;
+  closed = false;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly server: StreamServer,
+    readonly remote: string,
+  ) {}
+
+  /** Queues this batch's frames for every matching subscription. */
+  offer(encode: (f: Filter) => Encoded) {
+    if (this.closed) return;
+    for (const [id, filter] of this.subs) {
+      for (const c of encode(filter).chunks) {
+        const data = `{"type":"events","sub":${JSON.stringify(id)},"events":${c.json}}`;
+        this.queue.push({ sub: id, data, bytes: data.length, first: c.first, last: c.last, count: c.count, oldestTsNs: c.oldestTsNs });
+        this.queuedBytes += data.length;
+      }
+    }
+    this.shed();
+    this.flush();
+  }
+
+  /** Drops the oldest event frames while the queue is past the low watermark. */
+  private shed() {
+    const { queueLowWatermarkBytes, queueHardLimitBytes } = this.server.cfg.ws;
+    let dropped = 0;
+    while (this.queuedBytes > queueLowWatermarkBytes && this.queue.length > 1) {
+      const f = this.queue.shift() as Frame;
+      this.queuedBytes -= f.bytes;
+      dropped += f.count;
+      const g = this.gaps.get(f.sub);
+      if (g) {
+        g.to = f.last;
+        g.dropped += f.count;
+      } else {
+        this.gaps.set(f.sub, { from: f.first, to: f.last, dropped: f.count });
+      }
+    }
+    if (dropped) this.server.metrics.wsEventsDropped('slow_consumer', dropped);
+    if (this.queuedBytes + this.inflightBytes > queueHardLimitBytes) this.drop('slow_consumer');
+  }
+
+  private write(data: string, after?: () => void) {
+    this.inflightBytes += data.length;
+    this.armStall();
+    this.ws.send(data, (err) => {
+      this.inflightBytes -= data.length;
+      if (err) return;
+      after?.();
+      this.armStall();
+      this.flush();
+    });
+  }
+
+  /** Sends pending gap notices, then queued frames, within the send window. */
+  flush() {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    for (const [sub, g] of this.gaps) {
+      if (this.inflightBytes >= SEND_WINDOW_BYTES) return;
+      this.gaps.delete(sub);
+      this.write(encodeServerMessage({ type: 'gap', sub, from: g.from, to: g.to, dropped: g.dropped, reason: 'slow_consumer' }));
+    }
+    while (this.queue.length && this.inflightBytes < SEND_WINDOW_BYTES) {
+      const f = this.queue.shift() as Frame;
+      this.queuedBytes -= f.bytes;
+      const m = this.server.metrics;
+      m.eventAge('send', Number(process.hrtime.bigint() - f.oldestTsNs) / 1e9);
+      this.write(f.data, () => m.wsEventsSent(f.count));
+    }
+  }
+
+  /** Shutdown: hands everything still queued to ws, ignoring the send window. */
+  flushAll() {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    for (const [sub, g] of this.gaps) {
+      this.ws.send(encodeServerMessage({ type: 'gap', sub, from: g.from, to: g.to, dropped: g.dropped, reason: 'slow_consumer' }));
+    }
+    this.gaps.clear();
+    for (const f of this.queue) {
+      this.ws.send(f.data);
+      this.server.metrics.wsEventsSent(f.count);
+    }
+    this.queue = [];
+    this.queuedBytes = 0;
+  }
+
+  /** Starts, refreshes or clears the write-stall timer. */
+  private armStall() {
+    if (this.inflightBytes === 0) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+      return;
+    }
+    if (this.stallTimer) this.stallTimer.refresh();
+    else this.stallTimer = setTimeout(() => this.drop('write_stall'), this.server.cfg.ws.writeStallTimeoutMs);
+  }
+
+  send(msg: ServerMessage) {
+    if (this.ws.readyState === WebSocket.OPEN) this.write(encodeServerMessage(msg));
+  }
+
+  /** Closes a slow or dead consumer and counts why. */
+  drop(reason: DisconnectReason) {
+    if (this.closed) return;
+    const code = reason === 'heartbeat' ? CloseCode.heartbeatTimeout : reason === 'protocol_abuse' ? CloseCode.protocolAbuse : CloseCode.slowConsumer;
+    this.server.log.warn({ remote: this.remote, reason, queuedBytes: this.queuedBytes, inflightBytes: this.inflightBytes }, 'disconnecting WebSocket client');
+    this.finish(reason);
+    if (reason === 'heartbeat' || reason === 'write_stall') this.ws.terminate();
+    else this.ws.close(code, reason);
+  }
+
+  /** Bookkeeping when the connection ends, whoever ended it. */
+  finish(reason: DisconnectReason) {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.stallTimer);
+    this.queue = [];
+    this.server.forget(this, reason);
+  }
+
+  onMessage(data: Buffer, isBinary: boolean) {
+    if (isBinary) return this.bad(ErrorCode.unsupportedFrame, 'Binary frames are not part of the evbridge.v1.json subprotocol.');
+    const r = decodeClientFrame(data.toString('utf8'));
+    if (!r.ok) return this.bad(r.code, r.message);
+    this.badFrames = 0;
+    const m = r.message;
+    if (m.type === 'subscribe') {
+      if (this.subs.has(m.id)) return this.bad(ErrorCode.duplicateSubscription, `Subscription "${m.id}" already exists.`, m.id);
+      if (this.subs.size >= this.server.cfg.ws.maxSubscriptions) {
+        return this.bad(ErrorCode.tooManySubscriptions, `At most ${this.server.cfg.ws.maxSubscriptions} subscriptions per connection.`, m.id);
+      }
+      this.subs.set(m.id, filterOf(m));
+      this.send({ type: 'subscribed', id: m.id, kinds: m.kinds ?? null, sources: m.sources ?? null, next_seq: this.server.lastSeq + 1 });
+    } else {
+      if (!this.subs.delete(m.id)) return this.bad(ErrorCode.unknownSubscription, `No subscription "${m.id}".`, m.id);
+      const before = this.queue.length;
+      this.queue = this.queue.filter((f) => f.sub !== m.id);
+      if (this.queue.length !== before) this.queuedBytes = this.queue.reduce((s, f) => s + f.bytes, 0);
+      this.gaps.delete(m.id);
+      this.send({ type: 'unsubscribed', id: m.id });
+    }
+  }
+
+  private bad(code: (typeof ErrorCode)[keyof typeof ErrorCode], message: string, id?: string) {
+    this.send({ type: 'error', code, message, ...(id ? { id } : {}) });
+    if (++this.badFrames >= MAX_BAD_FRAMES) this.drop('protocol_abuse');
+  }
+}
+
+export class StreamServer {
+  readonly wss: WebSocketServer;
+  private readonly sessions = new Set<Session>();
+  private readonly sub: Subscription;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Highest sequence number seen so far. */
+  lastSeq = 0;
+
+  constructor(
+    readonly cfg: Config,
+    batches$: Observable<EventBatch>,
+    readonly metrics: Metrics,
+    readonly log: Logger,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: cfg.ws.maxClientFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // Deliberate subprotocol choice: echo evbridge.v1.json when offered;
+      // a client that offers only other protocols gets none echoed back
+      // (browsers then fail the handshake, as RFC 6455 intends); a client
+      // that offers none gets the JSON protocol without a header.
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL_JSON) ? SUBPROTOCOL_JSON : false),
+    });
+    this.sub = batches$.subscribe({ next: (b) => this.fanOut(b) });
+  }
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  private fanOut(batch: EventBatch) {
+    const last = batch[batch.length - 1];
+    if (last) this.lastSeq = last.seq;
+    if (this.sessions.size === 0) return;
+    const cache = new Map<string, Encoded>();
+    const max = this.cfg.ws.batchMaxEvents;
+    const encode = (f: Filter): Encoded => {
+      let e = cache.get(f.key);
+      if (e) return e;
+      e = { chunks: [] };
+      let parts: string[] = [];
+      let first = 0;
+      let lastSeq = 0;
+      let oldest = 0n;
+      for (const ev of batch) {
+        if (f.kinds && !f.kinds.has(ev.kind)) continue;
+        if (f.sources && !f.sources.has(ev.source)) continue;
+        if (parts.length === 0) {
+          first = ev.seq;
+          oldest = ev.tsNs;
+        } else if (ev.tsNs < oldest) oldest = ev.tsNs;
+        parts.push(eventJson(ev));
+        lastSeq = ev.seq;
+        if (parts.length === max) {
+          e.chunks.push({ json: `[${parts.join(',')}]`, first, last: ev.seq, count: parts.length, oldestTsNs: oldest });
+          parts = [];
+        }
+      }
+      if (parts.length) {
+        e.chunks.push({ json: `[${parts.join(',')}]`, first, last: lastSeq, count: parts.length, oldestTsNs: oldest });
+      }
+      cache.set(f.key, e);
+      return e;
+    };
+    for (const s of this.sessions) s.offer(encode);
+  }
+
+  /** Completes an upgrade the HTTP layer has already authorised. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, req));
+  }
+
+  private attach(ws: WebSocket, req: IncomingMessage) {
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const s = new Session(ws, this, remote);
+    this.sessions.add(s);
+    this.metrics.wsConnected(1);
+    this.startHeartbeat();
+    ws.on('pong', () => {
+      s.alive = true;
+    });
+    ws.on('message', (data: Buffer, isBinary) => s.onMessage(data, isBinary));
+    ws.on('error', (err) => this.log.debug({ remote, err: err.message }, 'WebSocket error'));
+    ws.on('close', () => s.finish('client'));
+    s.send({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      server: 'evbridge/0.1.0',
+      encoding: 'json',
+      kinds: KIND_NAMES,
+      limits: { max_frame_bytes: this.cfg.ws.maxClientFrameBytes, max_subscriptions: this.cfg.ws.maxSubscriptions, batch_max_events: this.cfg.ws.batchMaxEvents },
+    });
+  }
+
+  /** Called once per session when it ends. */
+  forget(s: Session, reason: DisconnectReason) {
+    if (!this.sessions.delete(s)) return;
+    this.metrics.wsConnected(-1);
+    this.metrics.wsDisconnected(reason);
+    if (this.sessions.size === 0) this.stopHeartbeat();
+  }
+
+  private startHeartbeat() {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => {
+      for (const s of this.sessions) {
+        if (!s.alive) {
+          s.drop('heartbeat');
+          continue;
+        }
+        s.alive = false;
+        s.ws.ping();
+      }
+    }, this.cfg.ws.heartbeatIntervalMs);
+  }
+
+  private stopHeartbeat() {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /**
+   * Shutdown: stops taking batches, flushes what each client has queued
+   * (bounded by `timeoutMs`), then closes every connection with 1001.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.sub.unsubscribe();
+    this.stopHeartbeat();
+    const sessions = [...this.sessions];
+    await Promise.all(
+      sessions.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+              s.ws.terminate();
+              resolve();
+            }, timeoutMs);
+            s.ws.once('close', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            s.flushAll();
+            s.finish('shutdown');
+            s.ws.close(CloseCode.goingAway, 'server shutting down');
+          }),
+      ),
+    );
+    this.wss.close();
+  }
+}

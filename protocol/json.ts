@@ -1,0 +1,29 @@
+/**
+ * JSON codec of protocol v1: decodes client text frames into validated
+ * messages (never throwing), and encodes server messages.
+ */
+import { type ClientMessage, ClientMessageSchema, type ErrorCodeValue, ErrorCode, type ServerMessage } from './messages.js';
+
+export type DecodeResult = { ok: true; message: ClientMessage } | { ok: false; code: ErrorCodeValue; message: string };
+
+/** Decodes one client text frame. Never throws. */
+export function decodeClientFrame(text: string): DecodeResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, code: ErrorCode.badJson, message: `Frame is not valid JSON: ${(err as Error).message}` };
+  }
+  const parsed = ClientMessageSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length ? ` at "${issue.path.join('.')}"` : '';
+    return { ok: false, code: ErrorCode.badMessage, message: `Invalid message${where}: ${issue?.message ?? 'unknown'}` };
+  }
+  return { ok: true, message: parsed.data };
+}
+
+/** Encodes a server message as one text frame. */
+export function encodeServerMessage(msg: ServerMessage): string {
+  return JSON.stringify(msg);
+}

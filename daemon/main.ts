@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import { EngineHost } from './engine.js';
 import { createHttpServer } from './http.js';
 import { Metrics, type NativeStats } from './metrics.js';
-import { openNative, repoRoot } from './native.js';
+import { defaultLibraryPaths, openNative, repoRoot } from './native.js';
 import { StreamServer } from './ws.js';
 
 export const VERSION: string = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -28,7 +28,11 @@ export interface Daemon {
 }
 
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
-  const native = openNative();
+  const builtIn = defaultLibraryPaths();
+  const native = openNative({
+    engine: cfg.native.engineLibrary || builtIn.engine,
+    bridge: cfg.native.bridgeLibrary || builtIn.bridge,
+  });
   let metrics: Metrics | undefined;
   const engine = new EngineHost(cfg, native, log, { onDrainAge: (s) => metrics?.eventAge('drain', s) });
   metrics = new Metrics(() => engine.stats(), engine.delayBoundsNs);

@@ -1,0 +1,129 @@
+// End to end on real input: UDP datagrams into the real engine, through the
+// Rust bridge, ffi-rs and RxJS, out to WebSocket subscribers.
+import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import t from 'tap';
+import { WebSocket } from 'ws';
+import { TestClient, metric, startDaemon, waitMetric } from './helpers/daemon.js';
+
+function sendDatagrams(port: number, payloads: Buffer[]): Promise<void> {
+  const sock = createSocket('udp4');
+  return new Promise((resolve, reject) => {
+    let i = 0;
+    const next = () => {
+      const p = payloads[i++];
+      if (!p) {
+        sock.close();
+        return resolve();
+      }
+      sock.send(p, port, '127.0.0.1', (err) => (err ? reject(err) : next()));
+    };
+    next();
+  });
+}
+
+t.test('datagrams arrive in order, intact, and the metrics agree', async (t) => {
+  const d = await startDaemon([]);
+  t.teardown(() => d.stop());
+  const c = await TestClient.connect(d.wsUrl);
+  t.teardown(() => c.ws.close());
+  t.equal(c.ws.protocol, 'evbridge.v1.json', 'subprotocol echoed');
+  await c.until(() => c.msgs.some((m) => m.type === 'hello'));
+  t.match(c.msgs[0], { type: 'hello', protocol: 1, encoding: 'json' });
+  await c.subscribe('all');
+
+  const payloads: Buffer[] = [Buffer.alloc(0), Buffer.from([0, 255, 1, 254, 0]), Buffer.alloc(60000, 0xab), Buffer.from('hello')];
+  for (let i = 0; i < 196; i++) payloads.push(Buffer.from(`datagram ${i} ${'x'.repeat(i)}`));
+  await sendDatagrams(d.udpPort, payloads);
+  await c.until(() => c.got('all').length >= payloads.length, 10000, 'all datagrams');
+  const got = c.got('all');
+  t.equal(got.length, payloads.length, 'one event per datagram');
+  t.ok(got.every((e, i) => i === 0 || e.seq === (got[i - 1] as { seq: number }).seq + 1), 'seq increases by one');
+  t.ok(got.every((e, i) => e.source_seq === i && e.kind === 'udp'), 'per-source sequence numbers in order');
+  t.ok(
+    got.every((e, i) => Buffer.from(e.payload, 'base64').equals(payloads[i] as Buffer)),
+    'payloads intact, binary and empty included',
+  );
+  t.ok(got.every((e) => /^\d+$/.test(e.ts) && Math.abs(e.time - Date.now()) < 60000), 'timestamps: monotonic ns string and wall ms');
+
+  t.equal(await metric(d.base, 'evbridge_callbacks_total'), payloads.length);
+  t.equal(await metric(d.base, 'evbridge_events_delivered_total'), payloads.length);
+  t.equal(await metric(d.base, 'evbridge_callbacks_dropped_total', 'reason="ring_full"'), 0);
+  await waitMetric(d.base, 'evbridge_ws_events_sent_total', '', (v) => v === payloads.length);
+  t.equal(await metric(d.base, 'evbridge_ws_connections'), 1);
+  t.equal(await metric(d.base, 'evbridge_event_age_seconds_count', 'stage="drain"'), payloads.length);
+});
+
+function has(cmd: string): boolean {
+  try {
+    execFileSync(cmd, ['--help'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+t.test('a datagram sent with logger(1) reaches a subscriber', { skip: !has('logger') && 'logger(1) is not installed' }, async (t) => {
+  const d = await startDaemon([]);
+  t.teardown(() => d.stop());
+  const c = await TestClient.connect(d.wsUrl);
+  t.teardown(() => c.ws.close());
+  await c.subscribe('s', { kinds: ['udp'] });
+  execFileSync('logger', ['-n', '127.0.0.1', '-P', String(d.udpPort), '-d', 'hello from logger']);
+  await c.until(() => c.got('s').length === 1, 5000, 'the logger datagram');
+  t.match(Buffer.from((c.got('s')[0] as { payload: string }).payload, 'base64').toString(), /hello from logger/);
+});
+
+t.test('filters by kind and by source', async (t) => {
+  const d = await startDaemon(['--tick-hz', '200']);
+  t.teardown(() => d.stop());
+  const c = await TestClient.connect(d.wsUrl);
+  t.teardown(() => c.ws.close());
+  await c.subscribe('udp', { kinds: ['udp'] });
+  await c.subscribe('tick', { kinds: ['tick'] });
+  await c.subscribe('src0', { sources: [0] }); // the UDP source is added first: id 0
+  await c.subscribe('both', { kinds: ['udp', 'tick'] });
+  await sendDatagrams(d.udpPort, Array.from({ length: 20 }, (_, i) => Buffer.from(`u${i}`)));
+  await c.until(() => c.got('udp').length === 20 && c.got('tick').length >= 20, 10000, '20 udp and 20 tick events');
+  t.ok(c.got('udp').every((e) => e.kind === 'udp'), 'kind filter: udp only');
+  t.ok(c.got('tick').every((e) => e.kind === 'tick' && e.source === 1), 'kind filter: tick only');
+  await c.until(() => c.got('src0').length === 20, 5000, 'source filter');
+  t.ok(c.got('src0').every((e) => e.source === 0), 'source filter: source 0 only');
+  const both = c.got('both');
+  t.ok(both.some((e) => e.kind === 'udp') && both.some((e) => e.kind === 'tick'), 'two kinds in one subscription');
+  t.ok(both.every((e, i) => i === 0 || e.seq > (both[i - 1] as { seq: number }).seq), 'merged stream keeps seq order');
+});
+
+t.test('malformed, binary and oversized client frames', async (t) => {
+  const d = await startDaemon(['--ws-max-client-frame-bytes', '1024']);
+  t.teardown(() => d.stop());
+  const c = await TestClient.connect(d.wsUrl);
+  const errors = () => c.msgs.filter((m) => m.type === 'error');
+  c.ws.send('{not json');
+  c.send({ type: 'subscribe' });
+  c.send({ type: 'subscribe', id: 'a', kinds: ['nope'] });
+  c.send({ type: 'unsubscribe', id: 'never' });
+  c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  await c.until(() => errors().length === 5, 5000, 'five error frames');
+  t.same(
+    errors().map((e) => e.code),
+    ['bad_json', 'bad_message', 'bad_message', 'unknown_subscription', 'unsupported_frame'],
+  );
+  t.match(errors()[1], { message: /Invalid message at "id"/ });
+  await c.subscribe('ok');
+  t.pass('the connection still works after bad frames');
+  c.ws.send('x'.repeat(4096));
+  t.equal(await c.closed, 1009, 'an oversized frame closes with 1009');
+  t.equal((await fetch(`${d.base}/healthz`)).status, 200, 'the daemon keeps serving');
+});
+
+t.test('subprotocol negotiation is deliberate', async (t) => {
+  const d = await startDaemon([]);
+  t.teardown(() => d.stop());
+  const plain = await TestClient.connect(d.wsUrl, {}, []);
+  t.equal(plain.ws.protocol, '', 'no protocol offered: JSON, no header');
+  plain.ws.close();
+  const other = new WebSocket(d.wsUrl, ['something.else']);
+  const err = await new Promise<Error>((resolve) => other.once('error', resolve));
+  t.match(err.message, /subprotocol/i, 'only unknown protocols offered: handshake fails');
+});

@@ -1,0 +1,195 @@
+// Starts the real daemon (dist/daemon/cli.js, built by `npm run build`) as a
+// child process on ephemeral ports and reads its JSON log lines.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+
+export const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..');
+export const CLI = join(ROOT, 'dist', 'daemon', 'cli.js');
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
+
+export interface RunningDaemon {
+  proc: ChildProcess;
+  httpPort: number;
+  udpPort: number;
+  base: string;
+  wsUrl: string;
+  logs: LogLine[];
+  stdout: () => string;
+  /** Resolves when a log line matching `pred` appears. */
+  waitLog: (pred: (l: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>;
+  /** Sends a signal and resolves with the exit code. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Flags that keep a test daemon quiet and on free ports. */
+export const QUIET = ['--http-port', '0', '--udp-port', '0', '--tick-hz', '0'];
+
+export function startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
+  const proc = spawn(process.execPath, [CLI, ...QUIET, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: LogLine[] = [];
+  let out = '';
+  let buf = '';
+  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        continue;
+      }
+      logs.push(parsed);
+      for (const w of [...waiters]) {
+        if (w.pred(parsed)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed);
+        }
+      }
+    }
+  });
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const waitLog = (pred: (l: LogLine) => boolean, timeoutMs = 10000) =>
+    new Promise<LogLine>((resolve, reject) => {
+      const found = logs.find(pred);
+      if (found) return resolve(found);
+      const t = setTimeout(() => reject(new Error(`no matching log line in ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+      waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
+    });
+  return Promise.race([
+    waitLog((l) => l.msg === 'evbridge started'),
+    exited.then((code) => Promise.reject(new Error(`daemon exited with ${code} before starting: ${stderr}`))),
+  ]).then((started) => {
+    const httpPort = started.httpPort as number;
+    return {
+      proc,
+      httpPort,
+      udpPort: started.udpPort as number,
+      base: `http://127.0.0.1:${httpPort}`,
+      wsUrl: `ws://127.0.0.1:${httpPort}/v1/stream`,
+      logs,
+      stdout: () => out,
+      waitLog,
+      stop: (signal: NodeJS.Signals = 'SIGTERM') => {
+        proc.kill(signal);
+        return exited;
+      },
+      exited,
+    };
+  });
+}
+
+/** Runs the CLI to completion; for start-up failures. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Reads one metric sample's value from /metrics text. */
+export async function metric(base: string, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const want = labels ? `${name}{${labels}} ` : `${name} `;
+  const line = text.split('\n').find((l) => l.startsWith(want));
+  if (line === undefined) throw new Error(`metric ${want.trim()} not found`);
+  return Number(line.slice(want.length));
+}
+
+/** Polls /metrics until `pred` holds for the value (the daemon has no push for this). */
+export async function waitMetric(base: string, name: string, labels: string, pred: (v: number) => boolean, timeoutMs = 10000): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await metric(base, name, labels);
+    if (pred(v)) return v;
+    if (Date.now() > end) throw new Error(`${name}{${labels}} = ${v} did not reach the expected value in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface WireEvent {
+  seq: number;
+  kind: string;
+  source: number;
+  source_seq: number;
+  ts: string;
+  time: number;
+  payload: string;
+}
+export type ServerMsg = { type: string; [k: string]: unknown };
+
+/** A WebSocket test client that records every message. */
+export class TestClient {
+  readonly msgs: ServerMsg[] = [];
+  readonly events = new Map<string, WireEvent[]>();
+  private waiters: { pred: () => boolean; resolve: () => void }[] = [];
+  closeCode: number | undefined;
+  readonly closed: Promise<number>;
+  readonly opened: Promise<void>;
+
+  constructor(
+    readonly ws: WebSocket,
+  ) {
+    this.opened = new Promise((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve((this.closeCode = code))));
+    ws.on('message', (data: Buffer) => {
+      const m = JSON.parse(data.toString()) as ServerMsg;
+      this.msgs.push(m);
+      if (m.type === 'events') {
+        const list = this.events.get(m.sub as string) ?? [];
+        list.push(...(m.events as WireEvent[]));
+        this.events.set(m.sub as string, list);
+      }
+      this.waiters = this.waiters.filter((w) => (w.pred() ? (w.resolve(), false) : true));
+    });
+  }
+
+  static async connect(url: string, opts: ConstructorParameters<typeof WebSocket>[2] = {}, protocols: string[] = ['evbridge.v1.json']) {
+    const c = new TestClient(new WebSocket(url, protocols, opts));
+    await c.opened;
+    return c;
+  }
+
+  send(m: object) {
+    this.ws.send(JSON.stringify(m));
+  }
+
+  /** Resolves when `pred` holds after some message, or rejects after timeoutMs. */
+  until(pred: () => boolean, timeoutMs = 10000, what = 'condition'): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: () => (clearTimeout(t), resolve()) });
+    });
+  }
+
+  async subscribe(id: string, filter: { kinds?: string[]; sources?: number[] } = {}) {
+    this.send({ type: 'subscribe', id, ...filter });
+    await this.until(() => this.msgs.some((m) => m.type === 'subscribed' && m.id === id), 5000, `subscribed ${id}`);
+  }
+
+  got(sub: string): WireEvent[] {
+    return this.events.get(sub) ?? [];
+  }
+}

@@ -11,8 +11,10 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'pr
 
 export const DROP_REASONS = ['ring_full'] as const;
 export const INVALID_REASONS = ['null_event', 'null_payload', 'too_long', 'bad_kind', 'bad_userdata'] as const;
-export type WsDropReason = 'slow_consumer';
-export type DisconnectReason = 'slow_consumer' | 'write_stall' | 'heartbeat' | 'client' | 'shutdown' | 'protocol_abuse';
+export const WS_DROP_REASONS = ['slow_consumer'] as const;
+export type WsDropReason = (typeof WS_DROP_REASONS)[number];
+export const DISCONNECT_REASONS = ['slow_consumer', 'write_stall', 'heartbeat', 'client', 'shutdown', 'protocol_abuse'] as const;
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
 export type AgeStage = 'drain' | 'send';
 
 /** The bridge's `evb_stats_t`, decoded. Counts are events; bytes are bytes. */
@@ -175,7 +177,9 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [r],
     });
-    this.wsDropped.inc({ reason: 'slow_consumer' }, 0);
+    // Every label value exists from the start, so dashboards see 0, not absence.
+    for (const reason of WS_DROP_REASONS) this.wsDropped.inc({ reason }, 0);
+    for (const reason of DISCONNECT_REASONS) this.wsDisconnects.inc({ reason }, 0);
   }
 
   /** Reads the native counters once; call before each scrape. */

@@ -127,6 +127,11 @@ export class Metrics {
   ) {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'evbridge_' });
+    // prom-client names three gauges *_total, which Prometheus conventions
+    // (and `promtool check metrics`) reserve for counters; they are left out.
+    for (const g of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
+      r.removeSingleMetric(`evbridge_nodejs_${g}`);
+    }
     const n = () => {
       if (!this.native) throw new Error('metrics.refresh() must run before a scrape');
       return this.native;

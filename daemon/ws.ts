@@ -194,7 +194,7 @@ class Session {
   /** Closes a slow or dead consumer and counts why. */
   drop(reason: DisconnectReason) {
     if (this.closed) return;
-    const code = reason === 'heartbeat' ? CloseCode.heartbeatTimeout : reason === 'protocol_abuse' ? CloseCode.protocolAbuse : CloseCode.slowConsumer;
+    const code = reason === 'protocol_abuse' ? CloseCode.protocolAbuse : CloseCode.slowConsumer;
     this.server.log.warn({ remote: this.remote, reason, queuedBytes: this.queuedBytes, inflightBytes: this.inflightBytes }, 'disconnecting WebSocket client');
     this.finish(reason);
     if (reason === 'heartbeat' || reason === 'write_stall') this.ws.terminate();

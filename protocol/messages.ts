@@ -28,8 +28,6 @@ export const CloseCode = {
   unsupportedData: 1003,
   /** Client frame larger than the limit (sent by ws itself). */
   messageTooBig: 1009,
-  /** Peer missed heartbeats. */
-  heartbeatTimeout: 4000,
   /** Slow consumer: queue past its hard limit, or a write stalled. */
   slowConsumer: 4008,
   /** Too many malformed frames in a row. */

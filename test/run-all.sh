@@ -47,6 +47,8 @@ run rust cargo test --release --manifest-path native/bridge/Cargo.toml
 run loom env RUSTFLAGS='--cfg loom' CARGO_TARGET_DIR=native/bridge/target/loom LOOM_MAX_PREEMPTIONS=3 \
   cargo test --release --manifest-path native/bridge/Cargo.toml --test loom
 run c bash native/test/run.sh
+echo "== build: npm run build (the tap suites start the compiled daemon)"
+npm run -s build || { total_fail=$((total_fail + 1)); status=1; }
 run tap npx tap -R tap test/*.test.ts
 echo "$total_pass passed, $total_fail failed"
 exit $status

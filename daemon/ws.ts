@@ -13,6 +13,7 @@
  * never delays another: each has its own queue and only ever waits on its
  * own socket.
  */
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -25,13 +26,18 @@ import {
   type KindName,
   PROTOCOL_VERSION,
   type ServerMessage,
+  SUBPROTOCOL_BINARY,
   SUBPROTOCOL_JSON,
   type SubscribeMessage,
 } from '../protocol/messages.js';
+import { encodeEventsHeader } from '../protocol/binary.js';
 import { decodeClientFrame, encodeServerMessage } from '../protocol/json.js';
 import type { Config } from './config.js';
 import type { BridgeEvent, EventBatch } from './engine.js';
 import type { DisconnectReason, Metrics } from './metrics.js';
+import { ReplayWindow } from './replay.js';
+
+type Encoding = 'json' | 'binary';
 
 /** Bytes a session may have handed to ws but not yet seen written. */
 const SEND_WINDOW_BYTES = 256 * 1024;
@@ -42,11 +48,13 @@ interface Filter {
   kinds: ReadonlySet<KindName> | null;
   sources: ReadonlySet<number> | null;
   key: string;
+  /** Events below this seq are not for this subscription (a future from_seq). */
+  minSeq: number;
 }
 
 interface Frame {
   sub: string;
-  data: string;
+  data: string | Buffer;
   bytes: number;
   first: number;
   last: number;
@@ -54,19 +62,63 @@ interface Frame {
   oldestTsNs: bigint;
 }
 
-/** Events of one batch that match one filter, as JSON array text, cut in frames. */
-interface Encoded {
-  chunks: { json: string; first: number; last: number; count: number; oldestTsNs: bigint }[];
+/** Events that match one filter, cut in frames: as JSON array text, or as
+ * the concatenated ring records (binary). Shared by every subscription with
+ * that filter and encoding. */
+interface Chunk {
+  body: string | Buffer;
+  first: number;
+  last: number;
+  count: number;
+  oldestTsNs: bigint;
 }
 
-function filterOf(m: SubscribeMessage): Filter {
+function filterOf(m: SubscribeMessage, minSeq: number): Filter {
   const kinds = m.kinds ? new Set(m.kinds) : null;
   const sources = m.sources ? new Set(m.sources) : null;
   return {
     kinds,
     sources,
+    minSeq,
     key: `${kinds ? [...kinds].sort().join(',') : '*'}|${sources ? [...sources].sort((a, b) => a - b).join(',') : '*'}`,
   };
+}
+
+const matches = (f: Filter, e: BridgeEvent) =>
+  e.seq >= f.minSeq && (!f.kinds || f.kinds.has(e.kind)) && (!f.sources || f.sources.has(e.source));
+
+/** Filters and encodes events in frames of at most `max` events. */
+function encodeChunks(events: readonly BridgeEvent[], f: Filter, max: number, encoding: Encoding): Chunk[] {
+  const chunks: Chunk[] = [];
+  let part: BridgeEvent[] = [];
+  const close = () => {
+    if (!part.length) return;
+    const first = part[0] as BridgeEvent;
+    const last = part[part.length - 1] as BridgeEvent;
+    let oldest = first.tsNs;
+    for (const e of part) if (e.tsNs < oldest) oldest = e.tsNs;
+    let body: string | Buffer;
+    if (encoding === 'json') body = `[${part.map(eventJson).join(',')}]`;
+    else if (last.record.buffer === first.record.buffer && last.record.byteOffset + last.record.length - first.record.byteOffset === part.reduce((s, e) => s + e.record.length, 0)) {
+      // Contiguous records of one drained batch: a view, no copy.
+      body = Buffer.from(first.record.buffer, first.record.byteOffset, last.record.byteOffset + last.record.length - first.record.byteOffset);
+    } else body = Buffer.concat(part.map((e) => e.record));
+    chunks.push({ body, first: first.seq, last: last.seq, count: part.length, oldestTsNs: oldest });
+    part = [];
+  };
+  for (const e of events) {
+    if (!matches(f, e)) continue;
+    part.push(e);
+    if (part.length === max) close();
+  }
+  close();
+  return chunks;
+}
+
+/** Wall-clock minus monotonic clock, ns: lets binary clients turn engine
+ * timestamps into wall time. */
+function wallMinusMonoNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 }
 
 function eventJson(e: BridgeEvent): string {
@@ -92,24 +144,33 @@ class Session {
   alive = true;
   closed = false;
 
+  readonly encoding: Encoding;
+
   constructor(
     readonly ws: WebSocket,
     private readonly server: StreamServer,
     readonly remote: string,
-  ) {}
+  ) {
+    this.encoding = ws.protocol === SUBPROTOCOL_BINARY ? 'binary' : 'json';
+  }
 
   /** Queues this batch's frames for every matching subscription. */
-  offer(encode: (f: Filter) => Encoded) {
+  offer(encode: (f: Filter, encoding: Encoding) => Chunk[]) {
     if (this.closed) return;
-    for (const [id, filter] of this.subs) {
-      for (const c of encode(filter).chunks) {
-        const data = `{"type":"events","sub":${JSON.stringify(id)},"events":${c.json}}`;
-        this.queue.push({ sub: id, data, bytes: data.length, first: c.first, last: c.last, count: c.count, oldestTsNs: c.oldestTsNs });
-        this.queuedBytes += data.length;
-      }
-    }
+    for (const [id, filter] of this.subs) this.enqueue(id, encode(filter, this.encoding));
     this.shed();
     this.flush();
+  }
+
+  private enqueue(id: string, chunks: Chunk[]) {
+    for (const c of chunks) {
+      const data =
+        typeof c.body === 'string'
+          ? `{"type":"events","sub":${JSON.stringify(id)},"events":${c.body}}`
+          : Buffer.concat([encodeEventsHeader(id, c.count, wallMinusMonoNs()), c.body]);
+      this.queue.push({ sub: id, data, bytes: data.length, first: c.first, last: c.last, count: c.count, oldestTsNs: c.oldestTsNs });
+      this.queuedBytes += data.length;
+    }
   }
 
   /** Drops the oldest event frames while the queue is past the low watermark. */
@@ -132,7 +193,7 @@ class Session {
     if (this.queuedBytes + this.inflightBytes > queueHardLimitBytes) this.drop('slow_consumer');
   }
 
-  private write(data: string, after?: () => void) {
+  private write(data: string | Buffer, after?: () => void) {
     this.inflightBytes += data.length;
     this.armStall();
     this.ws.send(data, (err) => {
@@ -221,8 +282,7 @@ class Session {
       if (this.subs.size >= this.server.cfg.ws.maxSubscriptions) {
         return this.bad(ErrorCode.tooManySubscriptions, `At most ${this.server.cfg.ws.maxSubscriptions} subscriptions per connection.`, m.id);
       }
-      this.subs.set(m.id, filterOf(m));
-      this.send({ type: 'subscribed', id: m.id, kinds: m.kinds ?? null, sources: m.sources ?? null, next_seq: this.server.lastSeq + 1 });
+      this.subscribe(m);
     } else {
       if (!this.subs.delete(m.id)) return this.bad(ErrorCode.unknownSubscription, `No subscription "${m.id}".`, m.id);
       const before = this.queue.length;
@@ -231,6 +291,39 @@ class Session {
       this.gaps.delete(m.id);
       this.send({ type: 'unsubscribed', id: m.id });
     }
+  }
+
+  /**
+   * Starts a subscription. With `from_seq`, events from the replay window
+   * come first, then live ones, with no duplicate and no hole: both happen
+   * on this thread between two batches, and live delivery starts at the
+   * first seq after the window's last. A `from_seq` older than the window,
+   * or from another epoch, gets a gap notice first.
+   */
+  private subscribe(m: SubscribeMessage) {
+    const srv = this.server;
+    const live = srv.lastSeq + 1;
+    let from = m.from_seq ?? live;
+    const gaps: ServerMessage[] = [];
+    if (m.from_seq !== undefined && m.epoch !== undefined && m.epoch !== srv.epoch) {
+      gaps.push({ type: 'gap', sub: m.id, from: m.from_seq, to: null, dropped: null, reason: 'new_epoch', old_epoch: m.epoch });
+      from = srv.window.oldestSeq ?? live;
+    } else if (from < live) {
+      const oldest = srv.window.oldestSeq ?? live;
+      if (from < oldest) {
+        gaps.push({ type: 'gap', sub: m.id, from, to: oldest - 1, dropped: null, reason: 'out_of_window' });
+        from = oldest;
+      }
+    }
+    const filter = filterOf(m, from);
+    const replay = from < live ? encodeChunks(srv.window.since(from), filter, srv.cfg.ws.batchMaxEvents, this.encoding) : [];
+    this.subs.set(m.id, filter);
+    const replayed = replay.reduce((n, c) => n + c.count, 0);
+    this.send({ type: 'subscribed', id: m.id, kinds: m.kinds ?? null, sources: m.sources ?? null, next_seq: Math.max(live, from), replayed });
+    for (const g of gaps) this.send(g);
+    this.enqueue(m.id, replay);
+    this.shed();
+    this.flush();
   }
 
   private bad(code: (typeof ErrorCode)[keyof typeof ErrorCode], message: string, id?: string) {
@@ -246,6 +339,9 @@ export class StreamServer {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Highest sequence number seen so far. */
   lastSeq = 0;
+  /** This run's sequence space; stated in every hello. */
+  readonly epoch = randomUUID();
+  readonly window: ReplayWindow;
 
   constructor(
     readonly cfg: Config,
@@ -262,8 +358,10 @@ export class StreamServer {
       // a client that offers only other protocols gets none echoed back
       // (browsers then fail the handshake, as RFC 6455 intends); a client
       // that offers none gets the JSON protocol without a header.
-      handleProtocols: (offered) => (offered.has(SUBPROTOCOL_JSON) ? SUBPROTOCOL_JSON : false),
+      handleProtocols: (offered) =>
+        offered.has(SUBPROTOCOL_BINARY) ? SUBPROTOCOL_BINARY : offered.has(SUBPROTOCOL_JSON) ? SUBPROTOCOL_JSON : false,
     });
+    this.window = new ReplayWindow(cfg.replay.maxEvents, cfg.replay.maxBytes);
     this.sub = batches$.subscribe({ next: (b) => this.fanOut(b) });
   }
 
@@ -274,36 +372,17 @@ export class StreamServer {
   private fanOut(batch: EventBatch) {
     const last = batch[batch.length - 1];
     if (last) this.lastSeq = last.seq;
+    this.window.push(batch);
     if (this.sessions.size === 0) return;
-    const cache = new Map<string, Encoded>();
+    const cache = new Map<string, Chunk[]>();
     const max = this.cfg.ws.batchMaxEvents;
-    const encode = (f: Filter): Encoded => {
-      let e = cache.get(f.key);
-      if (e) return e;
-      e = { chunks: [] };
-      let parts: string[] = [];
-      let first = 0;
-      let lastSeq = 0;
-      let oldest = 0n;
-      for (const ev of batch) {
-        if (f.kinds && !f.kinds.has(ev.kind)) continue;
-        if (f.sources && !f.sources.has(ev.source)) continue;
-        if (parts.length === 0) {
-          first = ev.seq;
-          oldest = ev.tsNs;
-        } else if (ev.tsNs < oldest) oldest = ev.tsNs;
-        parts.push(eventJson(ev));
-        lastSeq = ev.seq;
-        if (parts.length === max) {
-          e.chunks.push({ json: `[${parts.join(',')}]`, first, last: ev.seq, count: parts.length, oldestTsNs: oldest });
-          parts = [];
-        }
-      }
-      if (parts.length) {
-        e.chunks.push({ json: `[${parts.join(',')}]`, first, last: lastSeq, count: parts.length, oldestTsNs: oldest });
-      }
-      cache.set(f.key, e);
-      return e;
+    const first = batch[0]?.seq ?? 0;
+    const encode = (f: Filter, encoding: Encoding): Chunk[] => {
+      // A subscription waiting for a future seq gets its own encoding.
+      const key = `${encoding}|${f.key}${f.minSeq > first ? `|${f.minSeq}` : ''}`;
+      let chunks = cache.get(key);
+      if (!chunks) cache.set(key, (chunks = encodeChunks(batch, f, max, encoding)));
+      return chunks;
     };
     for (const s of this.sessions) s.offer(encode);
   }
@@ -329,7 +408,8 @@ export class StreamServer {
       type: 'hello',
       protocol: PROTOCOL_VERSION,
       server: 'evbridge/0.1.0',
-      encoding: 'json',
+      epoch: this.epoch,
+      encoding: s.encoding,
       kinds: KIND_NAMES,
       limits: { max_frame_bytes: this.cfg.ws.maxClientFrameBytes, max_subscriptions: this.cfg.ws.maxSubscriptions, batch_max_events: this.cfg.ws.batchMaxEvents },
     });

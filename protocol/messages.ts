@@ -10,7 +10,8 @@ export const PROTOCOL_VERSION = 1;
 
 /** WebSocket subprotocol names. */
 export const SUBPROTOCOL_JSON = 'evbridge.v1.json';
-export const SUBPROTOCOLS = [SUBPROTOCOL_JSON] as const;
+export const SUBPROTOCOL_BINARY = 'evbridge.v1.binary';
+export const SUBPROTOCOLS = [SUBPROTOCOL_JSON, SUBPROTOCOL_BINARY] as const;
 
 /** Event kinds by name, and the engine's numbers for them. */
 export const KIND_NAMES = ['udp', 'tick', 'gen'] as const;
@@ -46,7 +47,7 @@ export const ErrorCode = {
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Why events were skipped for a subscription, as told in a gap notice. */
-export type GapReason = 'slow_consumer';
+export type GapReason = 'slow_consumer' | 'out_of_window' | 'new_epoch';
 
 const subId = z.string().min(1).max(64);
 
@@ -57,6 +58,10 @@ export const SubscribeSchema = z
     id: subId,
     kinds: z.array(z.enum(KIND_NAMES)).min(1).max(KIND_NAMES.length).optional(),
     sources: z.array(z.number().int().min(0).max(0xffffffff)).min(1).max(1024).optional(),
+    /** Resume: the first sequence number wanted, inclusive. */
+    from_seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** The epoch `from_seq` belongs to (from an earlier hello). */
+    epoch: z.string().min(1).max(64).optional(),
   })
   .strict();
 
@@ -88,7 +93,10 @@ export interface HelloMessage {
   type: 'hello';
   protocol: typeof PROTOCOL_VERSION;
   server: string;
-  encoding: 'json';
+  /** Names this daemon run's sequence space; a restart starts a new epoch. */
+  epoch: string;
+  /** How `events` arrive: JSON text frames, or binary frames (PROTOCOL.md). */
+  encoding: 'json' | 'binary';
   kinds: readonly KindName[];
   limits: { max_frame_bytes: number; max_subscriptions: number; batch_max_events: number };
 }
@@ -97,8 +105,10 @@ export interface SubscribedMessage {
   id: string;
   kinds: readonly KindName[] | null;
   sources: readonly number[] | null;
-  /** Sequence number of the first event this subscription can receive. */
+  /** Sequence number of the first live event this subscription can receive. */
   next_seq: number;
+  /** Events replayed from the replay window ahead of the live ones. */
+  replayed: number;
 }
 export interface UnsubscribedMessage {
   type: 'unsubscribed';
@@ -112,12 +122,15 @@ export interface EventsMessage {
 export interface GapMessage {
   type: 'gap';
   sub: string;
-  /** First and last missed sequence numbers, inclusive. */
+  /** First and last missed sequence numbers, inclusive. For `new_epoch`,
+   * `from` is the client's `from_seq` in its old epoch and `to` is null. */
   from: number;
-  to: number;
-  /** Matching events skipped in that range. */
-  dropped: number;
+  to: number | null;
+  /** Matching events skipped in that range; null when unknown. */
+  dropped: number | null;
   reason: GapReason;
+  /** For `new_epoch`: the epoch the client asked about. */
+  old_epoch?: string;
 }
 export interface ErrorMessage {
   type: 'error';

@@ -1,0 +1,130 @@
+// The client library and evbridge-sub against the real daemon: resume with
+// no silent loss, a daemon restart (new epoch), both encodings side by side.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import t from 'tap';
+import { firstValueFrom, filter, take, toArray } from 'rxjs';
+import { EvbridgeClient, type StreamItem } from '../clients/client.js';
+import { ROOT, startDaemon } from './helpers/daemon.js';
+
+const SUB = join(ROOT, 'dist', 'clients', 'cli.js');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Runs evbridge-sub; resolves with its NDJSON events once `stopAfter` lines arrived (then kills it) or it exits. */
+function runSub(args: string[], stopAfter?: number): Promise<{ events: { seq: number; epoch: string }[]; stderr: string; code: number | null }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [SUB, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const events: { seq: number; epoch: string }[] = [];
+    let buf = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        events.push(JSON.parse(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+        if (stopAfter !== undefined && events.length === stopAfter) p.kill('SIGKILL');
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ events, stderr, code }));
+  });
+}
+
+t.test('evbridge-sub killed mid-stream and restarted from its last seq: every event exactly once', async (t) => {
+  const d = await startDaemon(['--generator-threads', '1', '--generator-rate', '5000']);
+  t.teardown(() => d.stop());
+  const first = await runSub(['--url', d.wsUrl], 3000);
+  t.ok(first.events.length >= 3000, `first run printed ${first.events.length} events before SIGKILL`);
+  const last = first.events[first.events.length - 1] as { seq: number; epoch: string };
+  const second = await runSub(['--url', d.wsUrl, '--from-seq', String(last.seq + 1), '--epoch', last.epoch, '--count', '3000']);
+  t.equal(second.code, 0);
+  t.equal(second.stderr, '', 'no gap: the window still held the events');
+  const seqs = [...first.events, ...second.events].map((e) => e.seq);
+  const start = seqs[0] as number;
+  t.ok(seqs.every((s, i) => s === start + i), 'contiguous across the restart: no hole, no duplicate');
+  t.ok(first.events.every((e) => e.epoch === last.epoch) && second.events.every((e) => e.epoch === last.epoch), 'one epoch');
+});
+
+t.test('a from_seq older than the window gets an exact gap, then everything held', async (t) => {
+  const d = await startDaemon(['--generator-threads', '1', '--generator-rate', '20000', '--generator-count', '5000', '--replay-max-events', '1000']);
+  t.teardown(() => d.stop());
+  const r = await runSub(['--url', d.wsUrl, '--from-seq', '1', '--count', '1000']);
+  // The generator may still be running while we subscribe; the window holds the newest 1000.
+  const gap = JSON.parse(r.stderr.trim()) as { type: string; reason: string; from: number; to: number };
+  t.match(gap, { type: 'gap', reason: 'out_of_window', from: 1 });
+  t.equal((r.events[0] as { seq: number }).seq, gap.to + 1, 'events resume right after the gap');
+  t.ok(r.events.every((e, i) => e.seq === gap.to + 1 + i), 'then contiguous');
+});
+
+t.test('a daemon restart: the client sees the new epoch and a gap notice, never a silent loss', async (t) => {
+  const port = await freePort();
+  const args = ['--http-port', String(port), '--tick-hz', '50'];
+  let d = await startDaemon(args);
+  const client = new EvbridgeClient({ url: `ws://127.0.0.1:${port}/v1/stream`, backoff: { initialMs: 50, maxMs: 200 } });
+  const items: StreamItem[] = [];
+  const s = client.subscribe({ kinds: ['tick'] }).subscribe((i) => items.push(i));
+  t.teardown(() => s.unsubscribe());
+  const waitFor = async (pred: () => boolean, what: string) => {
+    const end = Date.now() + 10000;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await waitFor(() => items.length >= 20, '20 ticks');
+  const firstEpoch = (items[0] as { event: { epoch: string } }).event.epoch;
+  t.equal(await d.stop(), 0);
+  d = await startDaemon(args);
+  t.teardown(() => d.stop());
+  await waitFor(() => items.some((i) => i.type === 'event' && i.event.epoch !== firstEpoch && i.event.seq > 5), 'events of the new epoch');
+  const gapAt = items.findIndex((i) => i.type === 'gap');
+  t.ok(gapAt > 0, 'a gap notice arrived');
+  const gap = items[gapAt] as { gap: { reason: string; oldEpoch?: string; epoch: string } };
+  t.match(gap.gap, { reason: 'new_epoch', oldEpoch: firstEpoch });
+  t.not(gap.gap.epoch, firstEpoch, 'the notice names the new epoch');
+  t.ok(items.slice(0, gapAt).every((i) => i.type === 'event' && i.event.epoch === firstEpoch), 'before it: old epoch only');
+  const after = items.slice(gapAt + 1).filter((i) => i.type === 'event');
+  t.ok(after.every((i) => i.type === 'event' && i.event.epoch !== firstEpoch), 'after it: new epoch only');
+  t.equal((after[0] as { event: { seq: number } }).event.seq, 1, 'the new epoch is replayed from its first event');
+});
+
+t.test('JSON and binary subscribers receive the same events', async (t) => {
+  const d = await startDaemon(['--generator-threads', '2', '--generator-rate', '2000', '--generator-payload-bytes', '100', '--tick-hz', '100']);
+  t.teardown(() => d.stop());
+  const events = (encoding: 'json' | 'binary') =>
+    firstValueFrom(
+      new EvbridgeClient({ url: d.wsUrl, encoding, reconnect: false })
+        .subscribe({ fromSeq: 1 })
+        .pipe(filter((i): i is Extract<StreamItem, { type: 'event' }> => i.type === 'event'), take(2000), toArray()),
+    );
+  const [json, binary] = await Promise.all([events('json'), events('binary')]);
+  t.equal(json.length, 2000);
+  t.equal(binary.length, 2000);
+  const norm = (e: (typeof json)[number]['event']) => ({ ...e, payload: Buffer.from(e.payload).toString('hex'), ts: e.ts.toString(), time: 0 });
+  t.same(binary.map((i) => norm(i.event)), json.map((i) => norm(i.event)), 'same seq, kind, source, source_seq, ts, payload and epoch');
+  t.ok(binary.every((i, k) => Math.abs(i.event.time - (json[k] as (typeof json)[number]).event.time) < 5), 'wall times agree within 5 ms');
+});
+
+t.test('evbridge-sub exits non-zero with a clear message on auth failure', async (t) => {
+  const d = await startDaemon(['--ws-token', 'right', '--tick-hz', '50']);
+  t.teardown(() => d.stop());
+  const r = await runSub(['--url', d.wsUrl, '--token', 'wrong']);
+  t.equal(r.code, 3);
+  t.equal(r.stderr, 'evbridge-sub: evbridge refused the connection: HTTP 401 (missing or wrong token)\n');
+  const ok = await runSub(['--url', d.wsUrl, '--token', 'right', '--count', '1']);
+  t.equal(ok.code, 0, 'the right token is accepted');
+  t.equal(ok.events.length, 1);
+  const bad = await runSub(['--kinds', 'nope']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /unknown kind "nope"/);
+});

@@ -17,6 +17,7 @@ const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const { DEFAULTS } = await import(join(root, 'dist/daemon/config.js'));
 const { EngineHost } = await import(join(root, 'dist/daemon/engine.js'));
 const { openNative } = await import(join(root, 'dist/daemon/native.js'));
+const { decodeEventsFrame } = await import(join(root, 'dist/protocol/binary.js'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function intoStream(threads, perThread) {
@@ -57,15 +58,23 @@ function daemon(args) {
   });
 }
 
-async function toClient(rate, seconds) {
+async function toClient(rate, seconds, encoding = 'json') {
   const { p, info } = await daemon(['--tick-hz', '0', '--generator-threads', '1', '--generator-rate', String(rate), '--generator-payload-bytes', '64']);
-  const ws = new WebSocket(`ws://127.0.0.1:${info.httpPort}/v1/stream`, ['evbridge.v1.json']);
+  const ws = new WebSocket(`ws://127.0.0.1:${info.httpPort}/v1/stream`, [`evbridge.v1.${encoding}`]);
   await new Promise((r) => ws.on('open', r));
   let n = 0;
   let gaps = 0;
   const lat = [];
   let measuring = false;
-  ws.on('message', (data) => {
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) {
+      if (!measuring) return;
+      const r = decodeEventsFrame(data);
+      const now = process.hrtime.bigint();
+      n += r.frame.events.length;
+      for (const e of r.frame.events) lat.push(Number(now - e.tsNs) / 1e3);
+      return;
+    }
     const m = JSON.parse(data);
     if (m.type === 'gap') gaps += m.dropped;
     if (m.type !== 'events' || !measuring) return;
@@ -85,7 +94,7 @@ async function toClient(rate, seconds) {
   await new Promise((r) => p.on('exit', r));
   lat.sort((a, b) => a - b);
   const q = (x) => lat[Math.min(lat.length - 1, Math.floor(lat.length * x))]?.toFixed(0);
-  return { rate: rate || 'max', received: n, perSec: n / secs, gaps, p50: q(0.5), p99: q(0.99), p999: q(0.999) };
+  return { rate: rate || 'max', encoding, received: n, perSec: n / secs, gaps, p50: q(0.5), p99: q(0.99), p999: q(0.999) };
 }
 
 async function idleCpu(seconds) {
@@ -110,11 +119,13 @@ for (const th of [1, 2]) {
   const r = await intoStream(th, 1_000_000);
   console.log(`| ${r.threads} | ${r.total} | ${r.delivered} | ${r.dropped} | ${r.secs.toFixed(2)} | ${(r.rate / 1e6).toFixed(2)} M |`);
 }
-console.log('\n| offered events/s | received by 1 client | client events/s | events in gap notices | latency p50 µs | p99 µs | p99.9 µs |');
-console.log('| --- | --- | --- | --- | --- | --- | --- |');
-for (const rate of [100_000, 0]) {
-  const r = await toClient(rate, 5);
-  console.log(`| ${r.rate} | ${r.received} | ${(r.perSec / 1e3).toFixed(0)} k | ${r.gaps} | ${r.p50} | ${r.p99} | ${r.p999} |`);
+console.log('\n| encoding | offered events/s | received by 1 client | client events/s | events in gap notices | latency p50 µs | p99 µs | p99.9 µs |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const encoding of ['json', 'binary']) {
+  for (const rate of [100_000, 0]) {
+    const r = await toClient(rate, 5, encoding);
+    console.log(`| ${r.encoding} | ${r.rate} | ${r.received} | ${(r.perSec / 1e3).toFixed(0)} k | ${r.gaps} | ${r.p50} | ${r.p99} | ${r.p999} |`);
+  }
 }
 const cpu = await idleCpu(10);
 console.log(`\nidle CPU of the default daemon (UDP + 1 Hz tick, no clients) over 10 s: ${cpu.toFixed(2)} %`);

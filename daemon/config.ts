@@ -80,7 +80,7 @@ export const DEFAULTS: Config = {
   tick: { hz: 1 },
   generator: { threads: 0, rate: 0, payloadBytes: 64, count: 0 },
   ring: { capacityBytes: 8 << 20, maxPayloadBytes: 65536, lateThresholdMs: 1 },
-  drain: { batchMaxEvents: 4096, batchMaxBytes: 1 << 20, batchesPerTurn: 16 },
+  drain: { batchMaxEvents: 4096, batchMaxBytes: 1 << 20, batchesPerTurn: 2 },
   ws: {
     path: '/v1/stream',
     maxConnections: 1000,

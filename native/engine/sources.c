@@ -22,6 +22,11 @@ int ee__udp_open(ee__source_t *src, const char *host, uint16_t port) {
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) continue;
+    /* A bursty sender overflows the default ~208 KB receive buffer while this
+     * thread is descheduled; ask for 4 MiB (the kernel caps it at
+     * net.core.rmem_max, which operators can raise). */
+    int rcvbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
       close(fd);
       continue;

@@ -144,7 +144,12 @@ export class EvbridgeClient {
         } catch (err) {
           return sub.error(err);
         }
-        if (stopped) return s.close(1000);
+        if (stopped) {
+          // Torn down while the socket was opening: close it quietly (ws
+          // reports closing a CONNECTING socket as an error event).
+          s.onerror = () => {};
+          return s.close(1000);
+        }
         sock = s;
         s.binaryType = 'arraybuffer';
         let current = '';

@@ -30,13 +30,15 @@ function tiling(msgs: ServerMsg[], sub: string) {
 
 t.test('gap notices, disconnects, and an unaffected fast client', async (t) => {
   const d = await startDaemon([
-    // ~20,000 events/s of ~250 B JSON: 5 MB/s. Loopback socket buffers absorb
-    // ~2 s of that for a client that stops reading; the 1 MiB watermark then
-    // gives ~200 ms more before frames are shed. A reading client (the fast
-    // one, in this busy test process) has those 200 ms of slack.
+    // ~20,000 events/s of ~250 B JSON: 5 MB/s. For a client that stops
+    // reading, loopback socket buffers absorb ~2 s of that and the 4 MiB send
+    // window ~0.8 s more; the 1 MiB watermark then gives ~200 ms before frames
+    // are shed. A reading client (the fast one, in this busy test process) has
+    // those 200 ms of slack. The pause (5 s) outlasts the ~3 s of absorption,
+    // and the stall timeout (8 s) outlasts the pause.
     ...['--generator-threads', '1', '--generator-rate', '20000', '--generator-payload-bytes', '64'],
     ...['--ws-queue-low-watermark-bytes', String(1 << 20), '--ws-queue-hard-limit-bytes', String(64 << 20)],
-    ...['--ws-write-stall-timeout-ms', '5000'],
+    ...['--ws-write-stall-timeout-ms', '8000'],
   ]);
   t.teardown(() => d.stop());
   const fast = await TestClient.connect(d.wsUrl);
@@ -51,9 +53,9 @@ t.test('gap notices, disconnects, and an unaffected fast client', async (t) => {
   await stalled.subscribe('s');
   pausing.ws.pause();
   stalled.ws.pause();
-  await new Promise((r) => setTimeout(r, 3500)); // the pause itself is the test condition
+  await new Promise((r) => setTimeout(r, 5000)); // the pause itself is the test condition
   pausing.ws.resume();
-  await waitMetric(d.base, 'evbridge_ws_disconnects_total', 'reason="write_stall"', (v) => v === 1);
+  await waitMetric(d.base, 'evbridge_ws_disconnects_total', 'reason="write_stall"', (v) => v === 1, 15000);
   stalled.ws.resume(); // a paused socket cannot see its end until it reads again
   t.equal(await stalled.closed, 1006, 'the stalled client was cut off (terminated, no close frame)');
   await pausing.until(() => pausing.msgs.some((m) => m.type === 'gap'), 10000, 'a gap notice');

@@ -15,20 +15,6 @@ export const RECORD_ALIGN = 64;
 /** Fixed part of an events frame, before the subscription id. */
 export const FRAME_HEADER = 16;
 
-/** One event decoded from a binary frame. */
-export interface BinaryEvent {
-  seq: number;
-  kind: number;
-  source: number;
-  sourceSeq: number;
-  flags: number;
-  /** Engine timestamp, CLOCK_MONOTONIC ns. */
-  tsNs: bigint;
-  /** Wall-clock Unix ms, from tsNs and the frame's clock offset. */
-  timeMs: number;
-  payload: Uint8Array;
-}
-
 export interface EventsFrame {
   sub: string;
   /** Wall-clock minus monotonic clock at the daemon, ns, when it sent the frame. */
@@ -56,7 +42,8 @@ export function encodeEventsHeader(sub: string, count: number, wallMinusMonoNs: 
   return out;
 }
 
-/** Fields of one record, for encoders other than the ring (tests, peers). */
+/** Fields of one record (seq numbers exact below 2^53; tsNs is the engine's
+ * CLOCK_MONOTONIC ns). */
 export interface RecordFields {
   seq: number;
   kind: number;
@@ -65,6 +52,13 @@ export interface RecordFields {
   flags: number;
   tsNs: bigint;
   payload: Uint8Array;
+}
+
+/** One event decoded from a binary frame: its record, plus wall-clock Unix
+ * ms from tsNs and the frame's clock offset. The payload is a view into the
+ * frame. */
+export interface BinaryEvent extends RecordFields {
+  timeMs: number;
 }
 
 /** Encodes one record in the ring layout. */

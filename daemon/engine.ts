@@ -166,11 +166,6 @@ export class EngineHost {
     return this.closed ? -1 : this.native.bridge.faultPanic(this.bridge, n);
   }
 
-  /** Current engine time, CLOCK_MONOTONIC ns. */
-  nowNs(): bigint {
-    return process.hrtime.bigint();
-  }
-
   private schedule() {
     if (this.draining || this.closed) return;
     this.draining = true;

@@ -11,7 +11,6 @@ export const PROTOCOL_VERSION = 1;
 /** WebSocket subprotocol names. */
 export const SUBPROTOCOL_JSON = 'evbridge.v1.json';
 export const SUBPROTOCOL_BINARY = 'evbridge.v1.binary';
-export const SUBPROTOCOLS = [SUBPROTOCOL_JSON, SUBPROTOCOL_BINARY] as const;
 
 /** Event kinds by name, and the engine's numbers for them. */
 export const KIND_NAMES = ['udp', 'tick', 'gen'] as const;
@@ -25,8 +24,6 @@ export const KIND_BY_NUMBER: ReadonlyMap<number, KindName> = new Map(
 export const CloseCode = {
   /** Daemon shutting down. */
   goingAway: 1001,
-  /** A client frame could not be handled at all (binary frame on the JSON subprotocol). */
-  unsupportedData: 1003,
   /** Client frame larger than the limit (sent by ws itself). */
   messageTooBig: 1009,
   /** Slow consumer: queue past its hard limit, or a write stalled. */

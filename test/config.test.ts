@@ -45,7 +45,7 @@ t.test('bad keys and values name the key, the origin and what was expected', asy
   t.throws(() => loadConfig({ flags: { 'ws-queue-hard-limit-bytes': '2048', 'ws-queue-low-watermark-bytes': '4096' } }), {
     message: 'Invalid config key "ws.queueHardLimitBytes" (from flag --ws-queue-hard-limit-bytes): must be larger than ws.queueLowWatermarkBytes.',
   });
-  t.type(new ConfigError('x').code, 'string');
+  t.equal(new ConfigError('x').code, 'EVB_ERR_CONFIG');
 });
 
 t.test('the binary: --help, --version, exit 2 on bad config, 1 on a missing library', async (t) => {

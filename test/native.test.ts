@@ -2,7 +2,7 @@
 // the bridge, register it with the C engine for the generator's kind, and
 // read the events in place from the ring, woken by the doorbell.
 import t from 'tap';
-import { Kind, NativeLoadError, openNative } from '../daemon/native.js';
+import { Kind, openNative } from '../daemon/native.js';
 
 t.test('Node registers the Rust callback and drains the ring in place', async (t) => {
   const n = openNative();
@@ -75,5 +75,4 @@ t.test('a missing native library is a clear error', async (t) => {
       'The native engine library /nonexistent/libevengine.so does not exist. ' +
       'Build it with `npm run build:native` (needs cc, make and cargo), or run `npm install` again.',
   });
-  t.type(NativeLoadError, 'function');
 });

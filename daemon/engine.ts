@@ -12,14 +12,14 @@
  * doorbell in the same call and the loop stops: no polling while idle.
  */
 import type { Logger } from 'pino';
-import { Observable, Subject, mergeAll } from 'rxjs';
+import { Observable, Subject, mergeMap } from 'rxjs';
 import type { JsExternal } from 'ffi-rs';
 import type { Config } from './config.js';
 import { type NativeStats, STATS_BYTES, decodeStats } from './metrics.js';
 import { type FaultName, Kind, type Native } from './native.js';
 import { KIND_BY_NUMBER, type KindName } from '../protocol/messages.js';
 
-/** One event, copied out of the ring. */
+/** One event, copied out of the ring (materialised on demand by `EventBatch.event`). */
 export interface BridgeEvent {
   /** Global sequence number: dense, from 1, in ring order. */
   readonly seq: number;
@@ -35,12 +35,120 @@ export interface BridgeEvent {
   readonly payload: Buffer;
   /** The whole record as the ring laid it out (48-byte header, payload,
    * padding to 64; seq filled in), a view into the same copy. This is the
-   * binary protocol's event encoding, so it is made once per event. */
+   * binary protocol's event encoding. */
   readonly record: Buffer;
 }
 
-/** Events drained by one FFI call, in seq order. */
-export type EventBatch = readonly BridgeEvent[];
+const TWO_32 = 2 ** 32;
+/** Bytes of a ring record's header. */
+const HEADER = 48;
+
+/**
+ * The events drained by one FFI call, in seq order, kept as the one copy of
+ * the ring bytes they came in: no per-event object is made unless a consumer
+ * asks for one (`event(i)`, `events()`). Fan-out reads fields by index and
+ * ships record bytes as views, which is what lets one drain turn carry
+ * millions of events per second (bench/RESULTS.md).
+ *
+ * Record layout (PROTOCOL.md, "Binary encoding"): u32 record length, u32
+ * payload length, u32 kind, u32 source, u32 flags, 4 bytes reserved, u64
+ * source_seq, u64 ts_ns (CLOCK_MONOTONIC), u64 seq, then the payload, padded
+ * to 64 bytes. Immutable once built; safe to retain (the replay window does).
+ */
+export class EventBatch {
+  /** `count + 1` byte offsets: record i is `bytes[offsets[i], offsets[i+1])`. */
+  readonly offsets: Uint32Array;
+
+  /**
+   * @param bytes the batch's records, copied out of the ring (owned by the batch).
+   * @param count records in `bytes` (at least 1).
+   * @param firstSeq global seq of the first record; the rest follow densely.
+   * @param monoNowNs CLOCK_MONOTONIC ns at drain time (for `timeMs`).
+   * @param wallNowMs Unix ms at drain time (for `timeMs`).
+   */
+  constructor(
+    readonly bytes: Buffer,
+    readonly count: number,
+    readonly firstSeq: number,
+    readonly monoNowNs: number,
+    readonly wallNowMs: number,
+  ) {
+    this.offsets = new Uint32Array(count + 1);
+    let off = 0;
+    for (let i = 0; i < count; i++) {
+      this.offsets[i] = off;
+      off += bytes.readUInt32LE(off);
+    }
+    this.offsets[count] = off;
+  }
+
+  /** Seq of the last record. */
+  get lastSeq(): number {
+    return this.firstSeq + this.count - 1;
+  }
+  /** Numeric kind of record i (KIND_NUMBER). */
+  kindNo(i: number): number {
+    return this.bytes.readUInt32LE((this.offsets[i] as number) + 8);
+  }
+  source(i: number): number {
+    return this.bytes.readUInt32LE((this.offsets[i] as number) + 12);
+  }
+  sourceSeq(i: number): number {
+    const o = (this.offsets[i] as number) + 24;
+    return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
+  }
+  /** Engine timestamp of record i as a double, ns: exact below 2^53 ns
+   * (104 days of uptime), within a few ns after that. For ages and minima. */
+  tsApproxNs(i: number): number {
+    const o = (this.offsets[i] as number) + 32;
+    return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
+  }
+  /** Exact engine timestamp of record i, ns, as decimal digits. */
+  tsString(i: number): string {
+    const o = (this.offsets[i] as number) + 32;
+    const hi = this.bytes.readUInt32LE(o + 4);
+    // Below 2^53 the double is exact and String() prints it exactly.
+    return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
+  }
+  /** Wall-clock ms of record i, from its age at drain time. */
+  timeMs(i: number): number {
+    return this.wallNowMs - (this.monoNowNs - this.tsApproxNs(i)) / 1e6;
+  }
+  payloadStart(i: number): number {
+    return (this.offsets[i] as number) + HEADER;
+  }
+  payloadLength(i: number): number {
+    return this.bytes.readUInt32LE((this.offsets[i] as number) + 4);
+  }
+  /** Records [from, to) as one view into `bytes`. */
+  records(from: number, to: number): Buffer {
+    return this.bytes.subarray(this.offsets[from], this.offsets[to]);
+  }
+  /** Record i as a BridgeEvent (allocates; views into `bytes`). */
+  event(i: number): BridgeEvent {
+    const o = this.offsets[i] as number;
+    const b = this.bytes;
+    return {
+      seq: this.firstSeq + i,
+      kind: KIND_BY_NUMBER.get(b.readUInt32LE(o + 8)) ?? 'gen',
+      source: b.readUInt32LE(o + 12),
+      sourceSeq: this.sourceSeq(i),
+      tsNs: b.readBigUInt64LE(o + 32),
+      timeMs: this.timeMs(i),
+      payload: b.subarray(o + HEADER, o + HEADER + b.readUInt32LE(o + 4)),
+      record: b.subarray(o, this.offsets[i + 1]),
+    };
+  }
+  private all: BridgeEvent[] | undefined;
+  /** Every record as a BridgeEvent, made once and cached. */
+  events(): readonly BridgeEvent[] {
+    if (!this.all) {
+      this.all = new Array(this.count);
+      for (let i = 0; i < this.count; i++) this.all[i] = this.event(i);
+    }
+    return this.all;
+  }
+}
 
 /** Thrown when the engine cannot start; `message` is meant for operators. */
 export class EngineStartError extends Error {
@@ -48,7 +156,6 @@ export class EngineStartError extends Error {
 }
 
 const ALL_KINDS = (1 << Kind.udp) | (1 << Kind.tick) | (1 << Kind.gen);
-const HEADER = 48;
 
 export interface EngineHostOptions {
   /** Called with the age (s) of every drained event; for the drain-age histogram. */
@@ -60,7 +167,7 @@ export class EngineHost {
   /** The hot stream every consumer subscribes to; completes on close. */
   readonly batches$: Observable<EventBatch> = this.subject.asObservable();
   /** The same stream, one event at a time. */
-  readonly events$: Observable<BridgeEvent> = this.batches$.pipe(mergeAll());
+  readonly events$: Observable<BridgeEvent> = this.batches$.pipe(mergeMap((b) => b.events()));
 
   private readonly eng: JsExternal;
   private readonly bridge: JsExternal;
@@ -201,31 +308,12 @@ export class EngineHost {
     const r = this.result;
     const start = Number(r.readBigUInt64LE(0));
     const firstSeq = Number(r.readBigUInt64LE(24));
-    // One copy of the whole batch out of the ring; events are views into it.
-    const ring = Buffer.from(this.ring.subarray(start, start + Number(r.readBigUInt64LE(8))));
-    let off = 0;
-    const monoNow = process.hrtime.bigint();
-    const wallNow = Date.now();
-    const batch: BridgeEvent[] = new Array(count);
-    for (let i = 0; i < count; i++) {
-      const recLen = ring.readUInt32LE(off);
-      const len = ring.readUInt32LE(off + 4);
-      const kindNo = ring.readUInt32LE(off + 8);
-      const tsNs = ring.readBigUInt64LE(off + 32);
-      const ageNs = Number(monoNow - tsNs);
-      this.opts.onDrainAge?.(ageNs / 1e9);
-      batch[i] = {
-        seq: firstSeq + i,
-        kind: KIND_BY_NUMBER.get(kindNo) ?? 'gen',
-        source: ring.readUInt32LE(off + 12),
-        sourceSeq: ring.readUInt32LE(off + 24) + ring.readUInt32LE(off + 28) * 2 ** 32,
-        tsNs,
-        timeMs: wallNow - ageNs / 1e6,
-        payload: ring.subarray(off + HEADER, off + HEADER + len),
-        record: ring.subarray(off, off + recLen),
-      };
-      off += recLen;
-    }
+    // One copy of the whole batch out of the ring; nothing per event.
+    const bytes = Buffer.from(this.ring.subarray(start, start + Number(r.readBigUInt64LE(8))));
+    const [s, ns] = process.hrtime();
+    const batch = new EventBatch(bytes, count, firstSeq, s * 1e9 + ns, Date.now());
+    const onAge = this.opts.onDrainAge;
+    if (onAge) for (let i = 0; i < count; i++) onAge((batch.monoNowNs - batch.tsApproxNs(i)) / 1e9);
     this.subject.next(batch);
     return count;
   }

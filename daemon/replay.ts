@@ -1,26 +1,35 @@
 /**
  * The replay window: the most recent events, bounded in count and in bytes,
- * so that a subscriber can resume from a sequence number. Events are held in
- * seq order in a circular array; the oldest leave first.
+ * so that a subscriber can resume from a sequence number. Drained batches
+ * are held whole, in seq order; the oldest events leave first, and a batch
+ * is let go once all of its events have left.
  *
- * Memory: `maxEvents` slots, and at most `maxBytes` of record bytes (each
- * event is charged its ring record length, header and padding included,
- * which is what its retained buffer costs).
+ * Memory: at most `maxEvents` events and `maxBytes` of record bytes are held
+ * in the window (each event is charged its ring record length, header and
+ * padding included). The oldest batch may be only partly in the window; its
+ * evicted records stay allocated until the rest leave, so the retained bytes
+ * exceed `maxBytes` by at most one drained batch (`drain.batchMaxBytes`).
  */
-import type { BridgeEvent } from './engine.js';
+import type { EventBatch } from './engine.js';
+
+/** Events `[start, end)` (indexes) of one batch. */
+export interface EventRange {
+  readonly batch: EventBatch;
+  readonly start: number;
+  readonly end: number;
+}
 
 export class ReplayWindow {
-  private readonly slots: (BridgeEvent | undefined)[];
-  private head = 0; // index of the oldest event
+  private readonly batches: EventBatch[] = [];
+  /** Events of batches[0] already evicted. */
+  private skip = 0;
   private size = 0;
   private bytes = 0;
 
   constructor(
     private readonly maxEvents: number,
     private readonly maxBytes: number,
-  ) {
-    this.slots = new Array(Math.max(1, maxEvents));
-  }
+  ) {}
 
   get length(): number {
     return this.size;
@@ -28,35 +37,53 @@ export class ReplayWindow {
 
   /** Sequence number of the oldest event held, or undefined when empty. */
   get oldestSeq(): number | undefined {
-    return this.size ? this.slots[this.head]?.seq : undefined;
+    const b = this.batches[0];
+    return b ? b.firstSeq + this.skip : undefined;
   }
 
-  push(events: readonly BridgeEvent[]) {
-    if (this.maxEvents === 0) return;
-    for (const e of events) {
-      if (this.size === this.slots.length) this.evict();
-      this.slots[(this.head + this.size) % this.slots.length] = e;
-      this.size++;
-      this.bytes += e.record.length;
-      while (this.bytes > this.maxBytes && this.size > 0) this.evict();
+  push(batch: EventBatch) {
+    if (this.maxEvents === 0 || batch.count === 0) return;
+    this.batches.push(batch);
+    this.size += batch.count;
+    this.bytes += batch.offsets[batch.count] as number;
+    this.evict();
+  }
+
+  /** Drops the oldest events until both bounds hold. */
+  private evict() {
+    while (this.size > this.maxEvents || this.bytes > this.maxBytes) {
+      const b = this.batches[0] as EventBatch;
+      const left = b.count - this.skip;
+      // Whole batch at once when that still leaves the window at or past a bound.
+      const overEvents = this.size - this.maxEvents;
+      const batchBytes = (b.offsets[b.count] as number) - (b.offsets[this.skip] as number);
+      if (overEvents >= left || this.bytes - batchBytes >= this.maxBytes) {
+        this.batches.shift();
+        this.skip = 0;
+        this.size -= left;
+        this.bytes -= batchBytes;
+        continue;
+      }
+      // Part of it: as many records as either bound needs.
+      let n = Math.max(0, overEvents);
+      while (this.bytes - ((b.offsets[this.skip + n] as number) - (b.offsets[this.skip] as number)) > this.maxBytes) n++;
+      this.bytes -= (b.offsets[this.skip + n] as number) - (b.offsets[this.skip] as number);
+      this.size -= n;
+      this.skip += n;
+      if (this.skip === b.count) {
+        this.batches.shift();
+        this.skip = 0;
+      }
     }
   }
 
-  private evict() {
-    const e = this.slots[this.head];
-    this.slots[this.head] = undefined;
-    this.head = (this.head + 1) % this.slots.length;
-    this.size--;
-    if (e) this.bytes -= e.record.length;
-  }
-
-  /** Events with seq >= fromSeq, oldest first. */
-  since(fromSeq: number): BridgeEvent[] {
-    const oldest = this.oldestSeq;
-    if (oldest === undefined) return [];
-    const skip = Math.max(0, fromSeq - oldest); // seqs are dense in the window
-    const out: BridgeEvent[] = [];
-    for (let i = skip; i < this.size; i++) out.push(this.slots[(this.head + i) % this.slots.length] as BridgeEvent);
+  /** Events with seq >= fromSeq, oldest first, as ranges of the held batches. */
+  since(fromSeq: number): EventRange[] {
+    const out: EventRange[] = [];
+    this.batches.forEach((batch, k) => {
+      const lo = Math.max(k === 0 ? this.skip : 0, fromSeq - batch.firstSeq);
+      if (lo < batch.count) out.push({ batch, start: lo, end: batch.count });
+    });
     return out;
   }
 }

@@ -22,7 +22,9 @@ import { WebSocket, WebSocketServer } from 'ws';
 import {
   CloseCode,
   ErrorCode,
+  KIND_BY_NUMBER,
   KIND_NAMES,
+  KIND_NUMBER,
   type KindName,
   PROTOCOL_VERSION,
   type ServerMessage,
@@ -33,9 +35,9 @@ import {
 import { encodeEventsHeader } from '../protocol/binary.js';
 import { decodeClientFrame, encodeServerMessage } from '../protocol/json.js';
 import type { Config } from './config.js';
-import type { BridgeEvent, EventBatch } from './engine.js';
+import type { EventBatch } from './engine.js';
 import type { DisconnectReason, Metrics } from './metrics.js';
-import { ReplayWindow } from './replay.js';
+import { type EventRange, ReplayWindow } from './replay.js';
 
 type Encoding = 'json' | 'binary';
 
@@ -52,6 +54,8 @@ const MAX_BAD_FRAMES = 10;
 
 interface Filter {
   kinds: ReadonlySet<KindName> | null;
+  /** The same kinds as ring kind numbers, for matching records. */
+  kindNos: ReadonlySet<number> | null;
   sources: ReadonlySet<number> | null;
   key: string;
   /** Events below this seq are not for this subscription (a future from_seq). */
@@ -65,7 +69,8 @@ interface Frame {
   first: number;
   last: number;
   count: number;
-  oldestTsNs: bigint;
+  /** Engine timestamp of the frame's oldest event, ns (EventBatch.tsApproxNs). */
+  oldestTsNs: number;
 }
 
 /** Events that match one filter, cut in frames: as JSON array text, or as
@@ -76,7 +81,7 @@ interface Chunk {
   first: number;
   last: number;
   count: number;
-  oldestTsNs: bigint;
+  oldestTsNs: number;
 }
 
 function filterOf(m: SubscribeMessage, minSeq: number): Filter {
@@ -84,40 +89,69 @@ function filterOf(m: SubscribeMessage, minSeq: number): Filter {
   const sources = m.sources ? new Set(m.sources) : null;
   return {
     kinds,
+    kindNos: kinds ? new Set([...kinds].map((k) => KIND_NUMBER[k])) : null,
     sources,
     minSeq,
     key: `${kinds ? [...kinds].sort().join(',') : '*'}|${sources ? [...sources].sort((a, b) => a - b).join(',') : '*'}`,
   };
 }
 
-const matches = (f: Filter, e: BridgeEvent) =>
-  e.seq >= f.minSeq && (!f.kinds || f.kinds.has(e.kind)) && (!f.sources || f.sources.has(e.source));
+/**
+ * One event as protocol v1 JSON, straight from the batch's bytes. The
+ * output is exactly `JSON.stringify` of `{seq, kind, source, source_seq, ts,
+ * time, payload}` (test/codec.test.ts checks it): every field is an integer,
+ * a kind name, decimal digits or base64, none of which JSON escapes, so the
+ * object and its reflection are skipped on this per-event path.
+ */
+export function eventJson(b: EventBatch, i: number): string {
+  const p = b.payloadStart(i);
+  return (
+    `{"seq":${b.firstSeq + i},"kind":"${KIND_BY_NUMBER.get(b.kindNo(i)) ?? 'gen'}","source":${b.source(i)},` +
+    `"source_seq":${b.sourceSeq(i)},"ts":"${b.tsString(i)}","time":${Math.round(b.timeMs(i))},` +
+    `"payload":"${b.bytes.toString('base64', p, p + b.payloadLength(i))}"}`
+  );
+}
+
+/** Encodes events of one batch as one chunk: the index range [from, to),
+ * or just the listed indexes when `picked` is given. */
+function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | null, encoding: Encoding): Chunk {
+  const count = picked ? picked.length : to - from;
+  const at = (k: number) => (picked ? (picked[k] as number) : from + k);
+  let oldest = b.tsApproxNs(at(0));
+  for (let k = 1; k < count; k++) oldest = Math.min(oldest, b.tsApproxNs(at(k)));
+  let body: string | Buffer;
+  if (encoding === 'json') {
+    const parts: string[] = new Array(count);
+    for (let k = 0; k < count; k++) parts[k] = eventJson(b, at(k));
+    body = `[${parts.join(',')}]`;
+  } else if (!picked) {
+    body = b.records(from, to); // contiguous records: a view, no copy
+  } else {
+    body = Buffer.concat(picked.map((i) => b.records(i, i + 1)));
+  }
+  return { body, first: b.firstSeq + at(0), last: b.firstSeq + at(count - 1), count, oldestTsNs: oldest };
+}
 
 /** Filters and encodes events in frames of at most `max` events. */
-function encodeChunks(events: readonly BridgeEvent[], f: Filter, max: number, encoding: Encoding): Chunk[] {
+function encodeChunks(ranges: readonly EventRange[], f: Filter, max: number, encoding: Encoding): Chunk[] {
   const chunks: Chunk[] = [];
-  let part: BridgeEvent[] = [];
-  const close = () => {
-    if (!part.length) return;
-    const first = part[0] as BridgeEvent;
-    const last = part[part.length - 1] as BridgeEvent;
-    let oldest = first.tsNs;
-    for (const e of part) if (e.tsNs < oldest) oldest = e.tsNs;
-    let body: string | Buffer;
-    if (encoding === 'json') body = `[${part.map(eventJson).join(',')}]`;
-    else if (last.record.buffer === first.record.buffer && last.record.byteOffset + last.record.length - first.record.byteOffset === part.reduce((s, e) => s + e.record.length, 0)) {
-      // Contiguous records of one drained batch: a view, no copy.
-      body = Buffer.from(first.record.buffer, first.record.byteOffset, last.record.byteOffset + last.record.length - first.record.byteOffset);
-    } else body = Buffer.concat(part.map((e) => e.record));
-    chunks.push({ body, first: first.seq, last: last.seq, count: part.length, oldestTsNs: oldest });
-    part = [];
-  };
-  for (const e of events) {
-    if (!matches(f, e)) continue;
-    part.push(e);
-    if (part.length === max) close();
+  for (const { batch: b, start, end } of ranges) {
+    const lo = Math.max(start, f.minSeq - b.firstSeq);
+    if (!f.kindNos && !f.sources) {
+      for (let a = lo; a < end; a += max) chunks.push(chunkOf(b, a, Math.min(end, a + max), null, encoding));
+      continue;
+    }
+    let picked: number[] = [];
+    for (let i = lo; i < end; i++) {
+      if ((f.kindNos && !f.kindNos.has(b.kindNo(i))) || (f.sources && !f.sources.has(b.source(i)))) continue;
+      picked.push(i);
+      if (picked.length === max) {
+        chunks.push(chunkOf(b, 0, 0, picked, encoding));
+        picked = [];
+      }
+    }
+    if (picked.length) chunks.push(chunkOf(b, 0, 0, picked, encoding));
   }
-  close();
   return chunks;
 }
 
@@ -127,16 +161,10 @@ function wallMinusMonoNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 }
 
-function eventJson(e: BridgeEvent): string {
-  return JSON.stringify({
-    seq: e.seq,
-    kind: e.kind,
-    source: e.source,
-    source_seq: e.sourceSeq,
-    ts: e.tsNs.toString(),
-    time: Math.round(e.timeMs),
-    payload: e.payload.toString('base64'),
-  });
+/** CLOCK_MONOTONIC now, ns, as a double (the clock of EventBatch.tsApproxNs). */
+function monoNowNs(): number {
+  const [s, ns] = process.hrtime();
+  return s * 1e9 + ns;
 }
 
 class Session {
@@ -226,7 +254,7 @@ class Session {
       const f = this.queue.shift() as Frame;
       this.queuedBytes -= f.bytes;
       const m = this.server.metrics;
-      m.eventAge('send', Number(process.hrtime.bigint() - f.oldestTsNs) / 1e9);
+      m.eventAge('send', (monoNowNs() - f.oldestTsNs) / 1e9);
       this.write(f.data, () => m.wsEventsSent(f.count));
     }
   }
@@ -379,18 +407,17 @@ export class StreamServer {
   }
 
   private fanOut(batch: EventBatch) {
-    const last = batch[batch.length - 1];
-    if (last) this.lastSeq = last.seq;
+    this.lastSeq = batch.lastSeq;
     this.window.push(batch);
     if (this.sessions.size === 0) return;
     const cache = new Map<string, Chunk[]>();
     const max = this.cfg.ws.batchMaxEvents;
-    const first = batch[0]?.seq ?? 0;
+    const ranges: EventRange[] = [{ batch, start: 0, end: batch.count }];
     const encode = (f: Filter, encoding: Encoding): Chunk[] => {
       // A subscription waiting for a future seq gets its own encoding.
-      const key = `${encoding}|${f.key}${f.minSeq > first ? `|${f.minSeq}` : ''}`;
+      const key = `${encoding}|${f.key}${f.minSeq > batch.firstSeq ? `|${f.minSeq}` : ''}`;
       let chunks = cache.get(key);
-      if (!chunks) cache.set(key, (chunks = encodeChunks(batch, f, max, encoding)));
+      if (!chunks) cache.set(key, (chunks = encodeChunks(ranges, f, max, encoding)));
       return chunks;
     };
     for (const s of this.sessions) s.offer(encode);

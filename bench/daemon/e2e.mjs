@@ -33,8 +33,8 @@ async function intoStream(threads, perThread) {
   const t0 = process.hrtime.bigint();
   const done = new Promise((resolve) => {
     host.batches$.subscribe((b) => {
-      n += b.length;
-      for (const e of b) bytes += e.payload.length;
+      n += b.count;
+      for (let i = 0; i < b.count; i++) bytes += b.payloadLength(i);
       const s = host.stats();
       if (n + s.dropped.ring_full === total) resolve();
     });

@@ -106,9 +106,13 @@ void *ee__gen_main(void *arg) {
     uint64_t now = ee_now_ns();
     if (spacing) {
       uint64_t due = start + n * spacing;
-      /* Sleep only when well ahead, so high rates are paced in bursts. */
-      if (due > now + 50000 && ee__sleep_until(eng, due)) break;
-      if (due > now) now = due;
+      /* Sleep only when well ahead, so high rates are paced in bursts. The
+       * timestamp is always the time of the call, never the due time: an
+       * event sent early must not look younger to latency measurements. */
+      if (due > now + 50000) {
+        if (ee__sleep_until(eng, due)) break;
+        now = ee_now_ns();
+      }
     }
     uint64_t seq = src->seq++;
     memcpy(payload, &seq, sizeof seq); /* little-endian on every supported target */

@@ -41,6 +41,7 @@ export const ConfigSchema = z
         batchMaxEvents: z.number().int().min(1).max(65536),
         batchMaxBytes: z.number().int().min(4096).max(64 << 20),
         batchesPerTurn: z.number().int().min(1).max(1024),
+        coalesceMs: z.number().int().min(0).max(100),
       })
       .strict(),
     ws: z
@@ -80,7 +81,7 @@ export const DEFAULTS: Config = {
   tick: { hz: 1 },
   generator: { threads: 0, rate: 0, payloadBytes: 64, count: 0 },
   ring: { capacityBytes: 8 << 20, maxPayloadBytes: 65536, lateThresholdMs: 1 },
-  drain: { batchMaxEvents: 4096, batchMaxBytes: 1 << 20, batchesPerTurn: 2 },
+  drain: { batchMaxEvents: 4096, batchMaxBytes: 1 << 20, batchesPerTurn: 2, coalesceMs: 1 },
   ws: {
     path: '/v1/stream',
     maxConnections: 1000,
@@ -94,7 +95,7 @@ export const DEFAULTS: Config = {
     allowedOrigins: [],
     token: '',
   },
-  replay: { maxEvents: 100_000, maxBytes: 64 << 20 },
+  replay: { maxEvents: 100_000, maxBytes: 16 << 20 },
   native: { engineLibrary: '', bridgeLibrary: '' },
   faultInjection: false,
   shutdownTimeoutMs: 5000,

@@ -8,8 +8,12 @@
  * `drain.batchesPerTurn` batches of at most `drain.batchMaxEvents` events,
  * each one FFI call, copying each payload out of the ring before the next
  * call releases it; then it yields to the event loop (setImmediate) so HTTP
- * and WebSocket I/O run between turns. When a drain finds nothing it arms the
- * doorbell in the same call and the loop stops: no polling while idle.
+ * and WebSocket I/O run between turns. A turn whose last batch came back at
+ * least half full is followed at once (setImmediate); one that found some
+ * events but no backlog waits `drain.coalesceMs` (a timer) so that events
+ * gather into larger batches and fewer socket writes; when a drain finds
+ * nothing it arms the doorbell in the same call and the loop stops: no
+ * polling while idle.
  */
 import type { Logger } from 'pino';
 import { Observable, Subject, mergeMap } from 'rxjs';
@@ -178,6 +182,7 @@ export class EngineHost {
   private registration = 0;
   private releaseDoorbell: () => void = () => {};
   private draining = false;
+  private lastBatchBytes = 0;
   private closed = false;
   private started = false;
   /** Bound UDP port, when a UDP source exists. */
@@ -282,14 +287,23 @@ export class EngineHost {
   private turn() {
     const c = this.cfg.drain;
     let n = 0;
+    let total = 0;
     for (let i = 0; i < c.batchesPerTurn && !this.closed; i++) {
       n = this.drainOnce(false);
+      total += n;
       if (n === 0) break;
     }
     this.logPanics();
     if (this.closed) return;
-    if (n > 0) {
-      setImmediate(() => this.turn()); // more may be waiting: yield, then go on
+    if (n * 2 >= c.batchMaxEvents || this.lastBatchBytes * 2 >= c.batchMaxBytes) {
+      setImmediate(() => this.turn()); // a backlog: yield to I/O, then go on
+      return;
+    }
+    if (total > 0 && c.coalesceMs > 0) {
+      // Events are flowing but not filling batches: let them gather for
+      // coalesceMs, so each turn (and each socket write) carries many. The
+      // first event after idle still goes out at once (the doorbell).
+      setTimeout(() => this.turn(), c.coalesceMs);
       return;
     }
     // Nothing left: arm the doorbell in the same call that checks once more.
@@ -304,9 +318,13 @@ export class EngineHost {
   private drainOnce(arm: boolean): number {
     const { batchMaxBytes, batchMaxEvents } = this.cfg.drain;
     const count = this.native.bridge.drain(this.bridge, batchMaxBytes, batchMaxEvents, arm);
-    if (count <= 0) return 0;
+    if (count <= 0) {
+      this.lastBatchBytes = 0;
+      return 0;
+    }
     const r = this.result;
     const start = Number(r.readBigUInt64LE(0));
+    this.lastBatchBytes = Number(r.readBigUInt64LE(8));
     const firstSeq = Number(r.readBigUInt64LE(24));
     // One copy of the whole batch out of the ring; nothing per event.
     const bytes = Buffer.from(this.ring.subarray(start, start + Number(r.readBigUInt64LE(8))));

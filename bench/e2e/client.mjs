@@ -1,0 +1,177 @@
+// One WebSocket client process for the end-to-end benchmarks (issue 5, parts
+// 2 and 3), driven by its parent over the IPC channel (child_process.fork).
+//
+// Commands (each answered with one message carrying the same `id`):
+//   {cmd:'connect', url, server:'evbridge'|'naive', encoding:'json'|'binary', throttle}
+//       connects; for evbridge subscribes to everything and answers once
+//       `subscribed` arrives. `throttle` > 0 caps intake at that many
+//       events/s by pausing the socket (a deliberately slow consumer).
+//   {cmd:'start'}  starts a measuring window (resets counters and latencies).
+//   {cmd:'stop'}   ends it: events, seconds, latency histogram.
+//   {cmd:'settle', lastSeq, timeoutMs}
+//       waits until every seq up to lastSeq was received or reported in a gap
+//       notice; answers with the whole-subscription accounting.
+//   {cmd:'close', terminate}  closes the socket (at once, without the
+//       closing handshake, when `terminate`: a backlogged client would
+//       otherwise read its whole backlog first).
+//
+// Latency is receipt time minus the event's engine timestamp, both
+// CLOCK_MONOTONIC (process.hrtime here; ts_ns from the engine or producer),
+// in µs, kept in an HDR histogram (hdr-histogram-js, WebAssembly build).
+// The sequence check is exact: every event must carry the next expected seq,
+// and a gap notice must start at it; anything else counts as a violation.
+import * as hdr from 'hdr-histogram-js';
+import { WebSocket } from 'ws';
+
+await hdr.initWebAssembly();
+const newHist = () => hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+
+let ws;
+let hist = newHist();
+let measuring = false;
+let windowEvents = 0;
+let windowStart = 0n;
+// Whole-subscription accounting.
+let firstSeq = 0;
+let expected = 0; // next seq due; 0 until the first event or subscribed
+let received = 0;
+let gapDropped = 0;
+let gapNotices = 0;
+let violations = 0;
+let throttle = 0;
+let throttleStart = 0;
+let throttleCount = 0;
+let settleWaiter;
+
+const TWO_32 = 2 ** 32;
+const monoNs = () => {
+  const [s, ns] = process.hrtime();
+  return s * 1e9 + ns;
+};
+
+function onEvent(seq, tsNs, now) {
+  if (expected === 0) expected = seq;
+  if (seq !== expected) violations++;
+  expected = seq + 1;
+  received++;
+  if (measuring) {
+    windowEvents++;
+    hist.recordValue(Math.max(0, Math.round((now - tsNs) / 1e3)));
+  }
+}
+
+function onGap(m) {
+  gapNotices++;
+  if (m.reason !== 'slow_consumer') return;
+  gapDropped += m.dropped;
+  if (expected !== 0 && m.from !== expected) violations++;
+  if (m.to - m.from + 1 !== m.dropped) violations++; // an unfiltered subscription drops every seq in range
+  expected = m.to + 1;
+}
+
+function afterMessage(n) {
+  if (settleWaiter && expected > settleWaiter.lastSeq) settleWaiter.done();
+  if (!throttle) return;
+  throttleCount += n;
+  const ahead = throttleStart + (throttleCount / throttle) * 1e3 - Date.now();
+  if (ahead > 1) {
+    ws.pause();
+    setTimeout(() => ws.resume(), ahead);
+  }
+}
+
+function onBinary(d) {
+  const now = monoNs();
+  const v = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  const count = v.getUint32(4, true);
+  let off = 16 + ((d[3] + 7) & ~7);
+  for (let k = 0; k < count; k++) {
+    const ts = v.getUint32(off + 32, true) + v.getUint32(off + 36, true) * TWO_32;
+    const seq = v.getUint32(off + 40, true) + v.getUint32(off + 44, true) * TWO_32;
+    onEvent(seq, ts, now);
+    off += v.getUint32(off, true);
+  }
+  afterMessage(count);
+}
+
+function onText(text, server, subscribed) {
+  const now = monoNs();
+  const m = JSON.parse(text);
+  if (server === 'naive') {
+    onEvent(m.seq, Number(m.ts), now);
+    return afterMessage(1);
+  }
+  if (m.type === 'events') {
+    for (const e of m.events) onEvent(e.seq, Number(e.ts), now);
+    return afterMessage(m.events.length);
+  }
+  if (m.type === 'gap') return onGap(m);
+  if (m.type === 'subscribed') {
+    firstSeq = m.next_seq;
+    expected = m.next_seq;
+    subscribed();
+  }
+}
+
+const commands = {
+  connect: ({ url, server, encoding, throttle: t }) =>
+    new Promise((resolve, reject) => {
+      throttle = t || 0;
+      ws = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${encoding}`] : [], { perMessageDeflate: false });
+      ws.on('error', reject);
+      if (process.env.EVB_DEBUG) ws.on('close', (code, why) => console.error('closed', code, String(why))), ws.on('error', (e) => console.error('error', e.message));
+      ws.on('open', () => {
+        throttleStart = Date.now();
+        if (server === 'naive') resolve({});
+        else ws.send(JSON.stringify({ type: 'subscribe', id: 's' }));
+      });
+      ws.on('message', (d, isBinary) => (isBinary ? onBinary(d) : onText(d.toString(), server, () => resolve({ firstSeq }))));
+    }),
+  start: () => {
+    hist.destroy();
+    hist = newHist();
+    windowEvents = 0;
+    measuring = true;
+    windowStart = process.hrtime.bigint();
+    return {};
+  },
+  stop: () => {
+    measuring = false;
+    const seconds = Number(process.hrtime.bigint() - windowStart) / 1e9;
+    if (process.env.EVB_DEBUG) console.error('stop', { received, expected, windowEvents, state: ws?.readyState, paused: ws?.isPaused });
+    return { events: windowEvents, seconds, hist: hdr.encodeIntoCompressedBase64(hist) };
+  },
+  settle: ({ lastSeq, timeoutMs }) =>
+    new Promise((resolve) => {
+      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, gapNotices, violations });
+      if (expected > lastSeq) return resolve(report(true));
+      const t = setTimeout(() => {
+        settleWaiter = undefined;
+        resolve(report(false));
+      }, timeoutMs);
+      settleWaiter = { lastSeq, done: () => (clearTimeout(t), (settleWaiter = undefined), resolve(report(true))) };
+    }),
+  close: ({ terminate }) =>
+    new Promise((resolve) => {
+      const sock = ws;
+      if (!sock || sock.readyState === WebSocket.CLOSED) return resolve();
+      if (terminate) sock.terminate();
+      const t = setTimeout(() => (sock.terminate(), resolve()), 2000);
+      sock.once('close', () => (clearTimeout(t), resolve()));
+      sock.resume();
+      sock.close();
+    }).then(() => {
+      ws = undefined;
+      expected = received = gapDropped = gapNotices = violations = firstSeq = 0;
+      return {};
+    }),
+};
+
+process.on('message', async (m) => {
+  try {
+    process.send({ id: m.id, ok: true, ...(await commands[m.cmd](m)) });
+  } catch (err) {
+    process.send({ id: m.id, ok: false, error: String(err?.message ?? err) });
+  }
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,242 @@
+// End-to-end benchmarks of issue 5, parts 2 and 3, as functions for
+// bench/run.mjs. Servers: the evbridge daemon (engine generator -> ring ->
+// drain -> fan-out) and the naive peer (bench/e2e/naive-peer.mjs). Clients:
+// bench/e2e/client.mjs processes, one connection each, forked once as a pool
+// and reused.
+import { fork, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as hdr from 'hdr-histogram-js';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Forks `n` client processes; each gets `req(msg) -> Promise<reply>`. */
+export async function clientPool(n) {
+  const pool = [];
+  for (let i = 0; i < n; i++) {
+    const p = fork(join(root, 'bench/e2e/client.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let next = 0;
+    const waiting = new Map();
+    p.on('message', (m) => {
+      const w = waiting.get(m.id);
+      waiting.delete(m.id);
+      if (m.ok) w?.resolve(m);
+      else w?.reject(new Error(`client ${i}: ${m.error}`));
+    });
+    const req = (msg) =>
+      new Promise((resolve, reject) => {
+        const id = ++next;
+        waiting.set(id, { resolve, reject });
+        p.send({ ...msg, id });
+      });
+    pool.push({ p, req });
+  }
+  await Promise.all(pool.map((c) => c.req({ cmd: 'close' }))); // every process is up
+  return { clients: pool, kill: () => pool.forEach((c) => c.p.kill()) };
+}
+
+/** Resident set size of a process, KiB: current (VmRSS) and peak (VmHWM). */
+export function rssKiB(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const f = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
+    return { rss: f('VmRSS'), peak: f('VmHWM') };
+  } catch {
+    return { rss: 0, peak: 0 };
+  }
+}
+
+/** CPU time (user + system) of a process, seconds. */
+export function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+}
+
+function exited(p, ms = 5000) {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    const t = setTimeout(() => (p.kill('SIGKILL'), resolve()), ms);
+    p.once('exit', () => (clearTimeout(t), resolve()));
+  });
+}
+
+/** Starts the daemon with extra CLI flags; resolves once it logs its start. */
+export function startDaemon(args) {
+  const p = spawn(process.execPath, [join(root, 'dist/daemon/cli.js'), '--http-port', '0', '--udp-port', '0', '--tick-hz', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    p.on('exit', (code) => reject(new Error(`daemon exited with ${code}: ${buf.slice(-500)}`)));
+    p.stdout.on('data', (d) => {
+      buf += d;
+      if (process.env.EVB_DEBUG) for (const l of String(d).split('\n')) if (l.includes('"level":40') || l.includes('"level":50')) console.error(l);
+      const line = buf.split('\n').find((l) => l.includes('evbridge started'));
+      if (!line) return;
+      const { httpPort } = JSON.parse(line);
+      resolve({
+        p,
+        url: `ws://127.0.0.1:${httpPort}/v1/stream`,
+        metrics: async () => parseMetrics(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()),
+        stop: async () => (p.kill('SIGTERM'), exited(p)),
+      });
+    });
+  });
+}
+
+/** Starts the naive peer producing `rate` events/s for at most `seconds`. */
+export function startNaive(rate, seconds) {
+  const p = spawn(process.execPath, [join(root, 'bench/e2e/naive-peer.mjs'), String(rate), String(seconds)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  return new Promise((resolve, reject) => {
+    p.on('exit', (code) => reject(new Error(`naive peer exited with ${code}`)));
+    p.stdout.once('data', (d) => {
+      const { port } = JSON.parse(String(d).split('\n')[0]);
+      resolve({ p, url: `ws://127.0.0.1:${port}/`, stop: async () => (p.kill('SIGTERM'), exited(p)) });
+    });
+  });
+}
+
+/** Prometheus text format -> Map of `name{labels}` -> value (samples only). */
+function parseMetrics(text) {
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
+}
+
+const quantiles = (h) => ({ p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue });
+
+/**
+ * One part-2 case. `server`: 'evbridge' or 'naive'; `encoding` for evbridge
+ * clients; `rate`: events/s offered by the C producer; `n` clients measured
+ * for `seconds` after `warmup` seconds. Returns per-client and total
+ * delivered events/s, latency quantiles (µs) over every event of every
+ * client, sequence violations and the server's peak RSS.
+ */
+export async function fanoutCase(pool, { server, encoding = 'json', n, rate, seconds, warmup = 1, daemonArgs = [] }) {
+  const budget = warmup + seconds + 30;
+  await initHdr();
+  const srv =
+    server === 'evbridge'
+      ? await startDaemon(['--generator-threads', '1', '--generator-rate', String(rate), '--generator-payload-bytes', '64', '--generator-count', String(Math.round(rate * budget)), ...daemonArgs])
+      : await startNaive(rate, budget);
+  const used = pool.clients.slice(0, n);
+  await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding })));
+  await sleep(warmup * 1000);
+  await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
+  await sleep(seconds * 1000);
+  const reps = await Promise.all(used.map((c) => c.req({ cmd: 'stop' })));
+  const peakKiB = rssKiB(srv.p.pid).peak;
+  const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
+  await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
+  await srv.stop();
+  const total = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  for (const r of reps) {
+    const h = hdr.decodeFromCompressedBase64(r.hist, 32, true);
+    total.add(h);
+    h.destroy();
+  }
+  const perClient = reps.map((r) => r.events / r.seconds).sort((a, b) => a - b);
+  const q = quantiles(total);
+  total.destroy();
+  return {
+    server,
+    encoding: server === 'naive' ? 'json' : encoding,
+    clients: n,
+    offered: rate,
+    perClientMedian: perClient[Math.floor(perClient.length / 2)],
+    perClientMin: perClient[0],
+    total: perClient.reduce((a, b) => a + b, 0),
+    ...q,
+    violations: settle.reduce((s, r) => s + r.violations, 0),
+    gapEvents: settle.reduce((s, r) => s + r.gapDropped, 0),
+    serverPeakMiB: peakKiB / 1024,
+  };
+}
+
+let hdrReady;
+function initHdr() {
+  hdrReady ??= hdr.initWebAssembly();
+  return hdrReady;
+}
+
+/**
+ * Part 3, overload: `n` clients that each take at most `clientRate`
+ * events/s (they pause their socket when ahead), fed `rate` events/s for
+ * `seconds`. Samples the server's RSS every second. For evbridge the
+ * generator then stops by itself (its count is rate × seconds), every client
+ * settles, and the accounting invariant is checked from /metrics and the
+ * clients' own counts. The naive peer is stopped early if its RSS passes
+ * `rssCapMiB`.
+ */
+export async function overloadCase(pool, { server, n, rate, clientRate, seconds, rssCapMiB = 4096 }) {
+  const count = Math.round(rate * seconds);
+  const srv =
+    server === 'evbridge'
+      ? await startDaemon(['--generator-threads', '1', '--generator-rate', String(rate), '--generator-payload-bytes', '64', '--generator-count', String(count)])
+      : await startNaive(rate, seconds);
+  const used = pool.clients.slice(0, n);
+  await Promise.all(used.map((c, i) => c.req({ cmd: 'connect', url: srv.url, server, encoding: i % 2 ? 'binary' : 'json', throttle: clientRate })));
+  const rss = [];
+  const t0 = Date.now();
+  let cappedAt;
+  while (Date.now() - t0 < seconds * 1000) {
+    await sleep(1000);
+    const r = rssKiB(srv.p.pid).rss / 1024;
+    rss.push({ t: (Date.now() - t0) / 1000, mib: r });
+    if (r > rssCapMiB) {
+      cappedAt = (Date.now() - t0) / 1000;
+      break;
+    }
+  }
+  const out = { server, clients: n, offered: rate, clientRate, seconds, rss, cappedAt };
+  if (server === 'evbridge') {
+    // The generator has made (or is finishing) its `count` calls: wait for all
+    // of them to reach the bridge and the ring to empty.
+    let m = await srv.metrics();
+    for (let i = 0; i < 100 && (m.get('evbridge_callbacks_total') < count || m.get('evbridge_ring_used_bytes') > 0); i++) {
+      await sleep(100);
+      m = await srv.metrics();
+    }
+    const lastSeq = m.get('evbridge_events_delivered_total');
+    const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq, timeoutMs: 30_000 })));
+    await sleep(200); // let the last write callbacks count their frames as sent
+    m = await srv.metrics();
+    const invalid = [...m].filter(([k]) => k.startsWith('evbridge_callbacks_invalid_total')).reduce((s, [, v]) => s + v, 0);
+    const a = {
+      engineCalls: count,
+      callbacks: m.get('evbridge_callbacks_total'),
+      delivered: m.get('evbridge_events_delivered_total'),
+      ringDropped: m.get('evbridge_callbacks_dropped_total{reason="ring_full"}'),
+      invalid,
+      stale: m.get('evbridge_callbacks_stale_total'),
+      panicked: m.get('evbridge_callbacks_panicked_total'),
+      ringUsed: m.get('evbridge_ring_used_bytes'),
+      wsSent: m.get('evbridge_ws_events_sent_total'),
+      wsDropped: m.get('evbridge_ws_events_dropped_total{reason="slow_consumer"}'),
+      disconnects: [...m].filter(([k]) => k.startsWith('evbridge_ws_disconnects_total') && !k.includes('"client"')).reduce((s, [, v]) => s + v, 0),
+      clientsReceived: settle.reduce((s, r) => s + r.received, 0),
+      clientsGapDropped: settle.reduce((s, r) => s + r.gapDropped, 0),
+      clientsExpected: settle.reduce((s, r) => s + (lastSeq - r.firstSeq + 1), 0),
+      violations: settle.reduce((s, r) => s + r.violations, 0),
+      unsettled: settle.filter((r) => !r.settled).length,
+    };
+    a.checks = [
+      ['engine calls = callbacks received by the bridge', a.engineCalls === a.callbacks],
+      ['callbacks = delivered + dropped + invalid + stale + panicked, ring empty', a.callbacks === a.delivered + a.ringDropped + a.invalid + a.stale + a.panicked && a.ringUsed === 0],
+      ['per client: received + in gap notices = every seq since subscribing', a.clientsReceived + a.clientsGapDropped === a.clientsExpected && a.unsettled === 0],
+      ['clients saw seqs in order, gaps exactly where notices said', a.violations === 0],
+      ['daemon: sent + dropped(slow_consumer) = what clients received + gaps', a.wsSent === a.clientsReceived && a.wsDropped === a.clientsGapDropped],
+    ];
+    out.accounting = a;
+  }
+  await Promise.all(used.map((c) => c.req({ cmd: 'close' })));
+  out.peakMiB = rssKiB(srv.p.pid).peak / 1024;
+  await srv.stop();
+  return out;
+}

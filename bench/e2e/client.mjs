@@ -75,8 +75,9 @@ function afterMessage(n) {
   throttleCount += n;
   const ahead = throttleStart + (throttleCount / throttle) * 1e3 - Date.now();
   if (ahead > 1) {
-    ws.pause();
-    setTimeout(() => ws.resume(), ahead);
+    const sock = ws;
+    sock.pause();
+    setTimeout(() => sock.resume(), ahead);
   }
 }
 
@@ -117,7 +118,8 @@ const commands = {
   connect: ({ url, server, encoding, throttle: t }) =>
     new Promise((resolve, reject) => {
       throttle = t || 0;
-      ws = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${encoding}`] : [], { perMessageDeflate: false });
+      const sock = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${encoding}`] : [], { perMessageDeflate: false });
+      ws = sock;
       ws.on('error', reject);
       if (process.env.EVB_DEBUG) ws.on('close', (code, why) => console.error('closed', code, String(why))), ws.on('error', (e) => console.error('error', e.message));
       ws.on('open', () => {
@@ -125,7 +127,8 @@ const commands = {
         if (server === 'naive') resolve({});
         else ws.send(JSON.stringify({ type: 'subscribe', id: 's' }));
       });
-      ws.on('message', (d, isBinary) => (isBinary ? onBinary(d) : onText(d.toString(), server, () => resolve({ firstSeq }))));
+      // A closed socket may still emit what it had buffered: ignore it.
+      ws.on('message', (d, isBinary) => sock !== ws || (isBinary ? onBinary(d) : onText(d.toString(), server, () => resolve({ firstSeq }))));
     }),
   start: () => {
     hist.destroy();

@@ -93,7 +93,8 @@ export function startNaive(rate, seconds) {
     p.on('exit', (code) => reject(new Error(`naive peer exited with ${code}`)));
     p.stdout.once('data', (d) => {
       const { port } = JSON.parse(String(d).split('\n')[0]);
-      resolve({ p, url: `ws://127.0.0.1:${port}/`, stop: async () => (p.kill('SIGTERM'), exited(p)) });
+      // SIGKILL: it has nothing to flush, and a SIGTERM handler waits behind its backlog.
+      resolve({ p, url: `ws://127.0.0.1:${port}/`, stop: async () => (p.kill('SIGKILL'), exited(p)) });
     });
   });
 }
@@ -235,7 +236,7 @@ export async function overloadCase(pool, { server, n, rate, clientRate, seconds,
     ];
     out.accounting = a;
   }
-  await Promise.all(used.map((c) => c.req({ cmd: 'close' })));
+  await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
   out.peakMiB = rssKiB(srv.p.pid).peak / 1024;
   await srv.stop();
   return out;

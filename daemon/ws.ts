@@ -62,9 +62,18 @@ interface Filter {
   minSeq: number;
 }
 
+/**
+ * One events message, sent as two WebSocket frames (RFC 6455 §5.4
+ * fragmentation): a small per-session head (the subscription id) and the
+ * chunk body, which is the same Buffer for every session with that filter
+ * and encoding. Clients see one message; the daemon copies nothing per
+ * session.
+ */
 interface Frame {
   sub: string;
-  data: string | Buffer;
+  head: string | Uint8Array;
+  body: Buffer;
+  binary: boolean;
   bytes: number;
   first: number;
   last: number;
@@ -73,11 +82,12 @@ interface Frame {
   oldestTsNs: number;
 }
 
-/** Events that match one filter, cut in frames: as JSON array text, or as
- * the concatenated ring records (binary). Shared by every subscription with
- * that filter and encoding. */
+/** Events that match one filter, cut in frames: as the UTF-8 text of the
+ * JSON events array and the message's closing brace, or as the concatenated
+ * ring records (binary). Shared by every subscription with that filter and
+ * encoding. */
 interface Chunk {
-  body: string | Buffer;
+  body: Buffer;
   first: number;
   last: number;
   count: number;
@@ -119,11 +129,11 @@ function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | nul
   const at = (k: number) => (picked ? (picked[k] as number) : from + k);
   let oldest = b.tsApproxNs(at(0));
   for (let k = 1; k < count; k++) oldest = Math.min(oldest, b.tsApproxNs(at(k)));
-  let body: string | Buffer;
+  let body: Buffer;
   if (encoding === 'json') {
     const parts: string[] = new Array(count);
     for (let k = 0; k < count; k++) parts[k] = eventJson(b, at(k));
-    body = `[${parts.join(',')}]`;
+    body = Buffer.from(`[${parts.join(',')}]}`); // closes the message the head opened
   } else if (!picked) {
     body = b.records(from, to); // contiguous records: a view, no copy
   } else {
@@ -200,13 +210,12 @@ class Session {
   }
 
   private enqueue(id: string, chunks: Chunk[]) {
+    const binary = this.encoding === 'binary';
     for (const c of chunks) {
-      const data =
-        typeof c.body === 'string'
-          ? `{"type":"events","sub":${JSON.stringify(id)},"events":${c.body}}`
-          : Buffer.concat([encodeEventsHeader(id, c.count, wallMinusMonoNs()), c.body]);
-      this.queue.push({ sub: id, data, bytes: data.length, first: c.first, last: c.last, count: c.count, oldestTsNs: c.oldestTsNs });
-      this.queuedBytes += data.length;
+      const head = binary ? encodeEventsHeader(id, c.count, wallMinusMonoNs()) : `{"type":"events","sub":${JSON.stringify(id)},"events":`;
+      const bytes = head.length + c.body.length;
+      this.queue.push({ sub: id, head, body: c.body, binary, bytes, first: c.first, last: c.last, count: c.count, oldestTsNs: c.oldestTsNs });
+      this.queuedBytes += bytes;
     }
   }
 
@@ -230,13 +239,29 @@ class Session {
     if (this.queuedBytes + this.inflightBytes > queueHardLimitBytes) this.drop('slow_consumer');
   }
 
-  private write(data: string | Buffer, after?: () => void) {
-    this.inflightBytes += data.length;
+  /** Sends one control message (a JSON text frame). */
+  private write(data: string) {
+    this.track(data.length, (done) => this.ws.send(data, done));
+  }
+
+  /** Sends an events message as its head and body fragments. */
+  private writeFrame(f: Frame, after: () => void) {
+    this.track(f.bytes, (done) => {
+      this.ws.send(f.head, { binary: f.binary, fin: false });
+      this.ws.send(f.body, { binary: f.binary, fin: true }, (err) => {
+        if (!err) after();
+        done(err);
+      });
+    });
+  }
+
+  /** Counts `bytes` in flight until the send completes, and keeps the stall timer. */
+  private track(bytes: number, send: (done: (err?: Error | null) => void) => void) {
+    this.inflightBytes += bytes;
     this.armStall();
-    this.ws.send(data, (err) => {
-      this.inflightBytes -= data.length;
+    send((err) => {
+      this.inflightBytes -= bytes;
       if (err) return;
-      after?.();
       this.armStall();
       this.flush();
     });
@@ -255,7 +280,7 @@ class Session {
       this.queuedBytes -= f.bytes;
       const m = this.server.metrics;
       m.eventAge('send', (monoNowNs() - f.oldestTsNs) / 1e9);
-      this.write(f.data, () => m.wsEventsSent(f.count));
+      this.writeFrame(f, () => m.wsEventsSent(f.count));
     }
   }
 
@@ -267,7 +292,8 @@ class Session {
     }
     this.gaps.clear();
     for (const f of this.queue) {
-      this.ws.send(f.data);
+      this.ws.send(f.head, { binary: f.binary, fin: false });
+      this.ws.send(f.body, { binary: f.binary, fin: true });
       this.server.metrics.wsEventsSent(f.count);
     }
     this.queue = [];

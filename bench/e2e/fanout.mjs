@@ -88,13 +88,13 @@ export function startDaemon(args) {
 
 /** Starts the naive peer producing `rate` events/s for at most `seconds`. */
 export function startNaive(rate, seconds) {
-  const p = spawn(process.execPath, [join(root, 'bench/e2e/naive-peer.mjs'), String(rate), String(seconds)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const p = spawn(process.execPath, [join(root, 'bench/e2e/naive-peer.mjs'), String(rate), String(seconds)], { stdio: ['pipe', 'pipe', 'ignore'] });
   return new Promise((resolve, reject) => {
     p.on('exit', (code) => reject(new Error(`naive peer exited with ${code}`)));
     p.stdout.once('data', (d) => {
       const { port } = JSON.parse(String(d).split('\n')[0]);
       // SIGKILL: it has nothing to flush, and a SIGTERM handler waits behind its backlog.
-      resolve({ p, url: `ws://127.0.0.1:${port}/`, stop: async () => (p.kill('SIGKILL'), exited(p)) });
+      resolve({ p, url: `ws://127.0.0.1:${port}/`, go: () => p.stdin.write('go\n'), stop: async () => (p.kill('SIGKILL'), exited(p)) });
     });
   });
 }
@@ -128,6 +128,7 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
       : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding })));
+  srv.go?.(); // the naive peer starts producing once its clients are on
   await sleep(warmup * 1000);
   await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
   await sleep(seconds * 1000);
@@ -183,6 +184,7 @@ export async function overloadCase(pool, { server, n, rate, clientRate, seconds,
       : await startNaive(rate, seconds);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c, i) => c.req({ cmd: 'connect', url: srv.url, server, encoding: i % 2 ? 'binary' : 'json', throttle: clientRate })));
+  srv.go?.();
   const rss = [];
   const t0 = Date.now();
   let cappedAt;

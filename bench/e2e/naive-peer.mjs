@@ -7,8 +7,10 @@
 // drop counting.
 //
 //   node bench/e2e/naive-peer.mjs <events/s> <max seconds>
-// Prints {"port":N} once listening (127.0.0.1), produces until the count is
-// reached or SIGTERM. The message fields match evbridge's JSON events.
+// Prints {"port":N} once listening (127.0.0.1); starts producing when a line
+// "go" arrives on stdin (so that its clients connect before the load starts:
+// its best case), and produces until the count is reached or SIGTERM. The
+// message fields match evbridge's JSON events.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ffi from 'ffi-rs';
@@ -40,8 +42,10 @@ const type = ffi.funcConstructor({
   retType: ffi.DataType.Void,
 });
 const holder = ffi.createPointer({ paramsType: [type], paramsValue: [onEvent] });
-call('bp_start_paced', ffi.DataType.I32, [ffi.DataType.External, ffi.DataType.Double, ffi.DataType.Double], [ffi.unwrapPointer(holder)[0], rate, rate * maxSeconds]);
 console.log(JSON.stringify({ port: wss.address().port }));
+process.stdin.once('data', () => {
+  call('bp_start_paced', ffi.DataType.I32, [ffi.DataType.External, ffi.DataType.Double, ffi.DataType.Double], [ffi.unwrapPointer(holder)[0], rate, rate * maxSeconds]);
+});
 
 process.on('SIGTERM', () => {
   call('bp_stop', ffi.DataType.Void, [], []);

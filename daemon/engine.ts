@@ -327,7 +327,7 @@ export class EngineHost {
     this.lastBatchBytes = Number(r.readBigUInt64LE(8));
     const firstSeq = Number(r.readBigUInt64LE(24));
     // One copy of the whole batch out of the ring; nothing per event.
-    const bytes = Buffer.from(this.ring.subarray(start, start + Number(r.readBigUInt64LE(8))));
+    const bytes = Buffer.from(this.ring.subarray(start, start + this.lastBatchBytes));
     const [s, ns] = process.hrtime();
     const batch = new EventBatch(bytes, count, firstSeq, s * 1e9 + ns, Date.now());
     const onAge = this.opts.onDrainAge;
@@ -355,10 +355,9 @@ export class EngineHost {
     if (this.closed && this.finalStats) return this.finalStats;
     engine.stop(this.eng);
     if (this.registration > 0) engine.unregister(this.eng, this.registration);
-    while (this.drainOnce(false) > 0) {
-      // everything still in the ring reaches the stream before it completes
-    }
-    this.drainOnce(false); // releases the last batch
+    // Everything still in the ring reaches the stream before it completes;
+    // the last call, which finds nothing, also releases the last batch.
+    while (this.drainOnce(false) > 0) {}
     this.logPanics();
     this.finalStats = this.stats();
     this.closed = true; // from here on stats() returns finalStats

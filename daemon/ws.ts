@@ -1,5 +1,7 @@
 /**
- * WebSocket fan-out at `ws.path`: protocol v1 over JSON text frames.
+ * WebSocket fan-out at `ws.path`: protocol v1, with events as JSON text
+ * (`evbridge.v1.json`) or as ring records in binary frames
+ * (`evbridge.v1.binary`).
  *
  * Each connection is a Session with subscriptions (filters by kind and
  * source) and one outgoing queue bounded in bytes. Every drained batch is
@@ -25,7 +27,6 @@ import {
   KIND_BY_NUMBER,
   KIND_NAMES,
   KIND_NUMBER,
-  type KindName,
   PROTOCOL_VERSION,
   type ServerMessage,
   SUBPROTOCOL_BINARY,
@@ -45,21 +46,25 @@ type Encoding = 'json' | 'binary';
  * Most bytes a session hands to ws before waiting for writes to complete:
  * 4 MiB, or less when the hard limit leaves less room above the watermark.
  * Measured: with 256 KiB a flooded binary client got 120 k ev/s, with 4 MiB
- * 386 k ev/s (bench/daemon), because each drain turn's output must fit
- * through one I/O phase.
+ * 386 k ev/s (with the first daemon benchmark, since replaced by
+ * bench/e2e), because each drain turn's output must fit through one I/O
+ * phase.
  */
 const MAX_SEND_WINDOW_BYTES = 4 * 1024 * 1024;
 /** Malformed frames in a row before the connection is closed. */
 const MAX_BAD_FRAMES = 10;
 
+/** One subscription: what it matches, and the start of its JSON messages. */
 interface Filter {
-  kinds: ReadonlySet<KindName> | null;
-  /** The same kinds as ring kind numbers, for matching records. */
+  /** Kinds to match, as ring kind numbers; null for all. */
   kindNos: ReadonlySet<number> | null;
   sources: ReadonlySet<number> | null;
+  /** Same for every subscription that matches the same events. */
   key: string;
   /** Events below this seq are not for this subscription (a future from_seq). */
   minSeq: number;
+  /** `{"type":"events","sub":<id>,"events":` — the head fragment of its JSON events messages. */
+  jsonHead: string;
 }
 
 /**
@@ -95,21 +100,26 @@ interface Chunk {
 }
 
 function filterOf(m: SubscribeMessage, minSeq: number): Filter {
-  const kinds = m.kinds ? new Set(m.kinds) : null;
+  const kinds = m.kinds ? [...new Set(m.kinds)].sort() : null;
   const sources = m.sources ? new Set(m.sources) : null;
   return {
-    kinds,
-    kindNos: kinds ? new Set([...kinds].map((k) => KIND_NUMBER[k])) : null,
+    kindNos: kinds ? new Set(kinds.map((k) => KIND_NUMBER[k])) : null,
     sources,
     minSeq,
-    key: `${kinds ? [...kinds].sort().join(',') : '*'}|${sources ? [...sources].sort((a, b) => a - b).join(',') : '*'}`,
+    key: `${kinds ? kinds.join(',') : '*'}|${sources ? [...sources].sort((a, b) => a - b).join(',') : '*'}`,
+    jsonHead: `{"type":"events","sub":${JSON.stringify(m.id)},"events":`,
   };
+}
+
+/** The gap notice for frames shed from one subscription. */
+function slowConsumerGap(sub: string, g: { from: number; to: number; dropped: number }): string {
+  return encodeServerMessage({ type: 'gap', sub, from: g.from, to: g.to, dropped: g.dropped, reason: 'slow_consumer' });
 }
 
 /**
  * One event as protocol v1 JSON, straight from the batch's bytes. The
  * output is exactly `JSON.stringify` of `{seq, kind, source, source_seq, ts,
- * time, payload}` (test/codec.test.ts checks it): every field is an integer,
+ * time, payload}` (test/batch.test.ts checks it): every field is an integer,
  * a kind name, decimal digits or base64, none of which JSON escapes, so the
  * object and its reflection are skipped on this per-event path.
  */
@@ -204,15 +214,17 @@ class Session {
   /** Queues this batch's frames for every matching subscription. */
   offer(encode: (f: Filter, encoding: Encoding) => Chunk[]) {
     if (this.closed) return;
-    for (const [id, filter] of this.subs) this.enqueue(id, encode(filter, this.encoding));
+    const clock = this.encoding === 'binary' ? wallMinusMonoNs() : 0n;
+    for (const [id, filter] of this.subs) this.enqueue(id, filter, encode(filter, this.encoding), clock);
     this.shed();
     this.flush();
   }
 
-  private enqueue(id: string, chunks: Chunk[]) {
+  /** Queues chunks as frames; `clock` is wallMinusMonoNs() for binary heads. */
+  private enqueue(id: string, filter: Filter, chunks: Chunk[], clock: bigint) {
     const binary = this.encoding === 'binary';
     for (const c of chunks) {
-      const head = binary ? encodeEventsHeader(id, c.count, wallMinusMonoNs()) : `{"type":"events","sub":${JSON.stringify(id)},"events":`;
+      const head = binary ? encodeEventsHeader(id, c.count, clock) : filter.jsonHead;
       const bytes = head.length + c.body.length;
       this.queue.push({ sub: id, head, body: c.body, binary, bytes, first: c.first, last: c.last, count: c.count, oldestTsNs: c.oldestTsNs });
       this.queuedBytes += bytes;
@@ -246,13 +258,17 @@ class Session {
 
   /** Sends an events message as its head and body fragments. */
   private writeFrame(f: Frame, after: () => void) {
-    this.track(f.bytes, (done) => {
-      this.ws.send(f.head, { binary: f.binary, fin: false });
-      this.ws.send(f.body, { binary: f.binary, fin: true }, (err) => {
+    this.track(f.bytes, (done) =>
+      this.sendFragments(f, (err) => {
         if (!err) after();
         done(err);
-      });
-    });
+      }),
+    );
+  }
+
+  private sendFragments(f: Frame, cb?: (err?: Error | null) => void) {
+    this.ws.send(f.head, { binary: f.binary, fin: false });
+    this.ws.send(f.body, { binary: f.binary, fin: true }, cb);
   }
 
   /** Counts `bytes` in flight until the send completes, and keeps the stall timer. */
@@ -273,7 +289,7 @@ class Session {
     for (const [sub, g] of this.gaps) {
       if (this.inflightBytes >= this.window) return;
       this.gaps.delete(sub);
-      this.write(encodeServerMessage({ type: 'gap', sub, from: g.from, to: g.to, dropped: g.dropped, reason: 'slow_consumer' }));
+      this.write(slowConsumerGap(sub, g));
     }
     while (this.queue.length && this.inflightBytes < this.window) {
       const f = this.queue.shift() as Frame;
@@ -287,13 +303,10 @@ class Session {
   /** Shutdown: hands everything still queued to ws, ignoring the send window. */
   flushAll() {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    for (const [sub, g] of this.gaps) {
-      this.ws.send(encodeServerMessage({ type: 'gap', sub, from: g.from, to: g.to, dropped: g.dropped, reason: 'slow_consumer' }));
-    }
+    for (const [sub, g] of this.gaps) this.ws.send(slowConsumerGap(sub, g));
     this.gaps.clear();
     for (const f of this.queue) {
-      this.ws.send(f.head, { binary: f.binary, fin: false });
-      this.ws.send(f.body, { binary: f.binary, fin: true });
+      this.sendFragments(f);
       this.server.metrics.wsEventsSent(f.count);
     }
     this.queue = [];
@@ -384,7 +397,7 @@ class Session {
     const replayed = replay.reduce((n, c) => n + c.count, 0);
     this.send({ type: 'subscribed', id: m.id, kinds: m.kinds ?? null, sources: m.sources ?? null, next_seq: Math.max(live, from), replayed });
     for (const g of gaps) this.send(g);
-    this.enqueue(m.id, replay);
+    this.enqueue(m.id, filter, replay, wallMinusMonoNs());
     this.shed();
     this.flush();
   }

@@ -25,10 +25,12 @@ export interface EventsFrame {
 export type BinaryDecodeResult = { ok: true; frame: EventsFrame } | { ok: false; message: string };
 
 const pad8 = (n: number) => (n + 7) & ~7;
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /** Frame header for `count` records for subscription `sub` (1..64 UTF-8 bytes). */
 export function encodeEventsHeader(sub: string, count: number, wallMinusMonoNs: bigint): Uint8Array {
-  const id = new TextEncoder().encode(sub);
+  const id = utf8.encode(sub);
   if (id.length < 1 || id.length > 64) throw new RangeError('subscription id must be 1 to 64 bytes');
   const out = new Uint8Array(FRAME_HEADER + pad8(id.length));
   const v = new DataView(out.buffer);
@@ -94,7 +96,7 @@ export function decodeEventsFrame(buf: Uint8Array): BinaryDecodeResult {
   if (off > buf.length) return fail('frame ends inside the subscription id');
   let sub: string;
   try {
-    sub = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(FRAME_HEADER, FRAME_HEADER + idLen));
+    sub = utf8Strict.decode(buf.subarray(FRAME_HEADER, FRAME_HEADER + idLen));
   } catch {
     return fail('subscription id is not UTF-8');
   }

@@ -16,7 +16,7 @@
  * buffer costs one memcpy per batch and gives the collector nothing to do.
  *
  * Memory: `maxBytes` for the log (allocated at construction, uninitialised,
- * so pages are touched as the log fills) plus 4 bytes × `maxEvents`. Held
+ * so pages are touched as the log fills) plus 8 bytes × `maxEvents`. Held
  * events occupy at most `maxBytes`; a wrap wastes less than one record at
  * the end of the log. A record larger than `maxBytes` empties the window.
  * Threading: main thread only.
@@ -34,6 +34,9 @@ export class ReplayWindow {
   private readonly log: Buffer;
   /** Byte offset in `log` of each held record, circular, oldest at `head`. */
   private readonly offsets: Uint32Array;
+  /** Byte length of each held record, indexed like `offsets` (so that
+   * eviction never reads the log, which `push` writes in runs). */
+  private readonly lengths: Uint32Array;
   private head = 0;
   private size = 0;
   /** Seq of the oldest held event (valid when size > 0). */
@@ -42,13 +45,11 @@ export class ReplayWindow {
   private write = 0;
   private bytes = 0;
 
-  constructor(
-    private readonly maxEvents: number,
-    private readonly maxBytes: number,
-  ) {
+  constructor(maxEvents: number, maxBytes: number) {
     const on = maxEvents > 0 && maxBytes > 0;
     this.log = Buffer.allocUnsafeSlow(on ? maxBytes : 0);
     this.offsets = new Uint32Array(on ? maxEvents : 0);
+    this.lengths = new Uint32Array(on ? maxEvents : 0);
   }
 
   get length(): number {
@@ -69,12 +70,12 @@ export class ReplayWindow {
     return this.offsets[(this.head + k) % this.offsets.length] as number;
   }
 
-  private lengthAt(off: number): number {
-    return this.log.readUInt32LE(off);
+  private lengthOf(k: number): number {
+    return this.lengths[(this.head + k) % this.lengths.length] as number;
   }
 
   private evictOldest() {
-    this.bytes -= this.lengthAt(this.offsetOf(0));
+    this.bytes -= this.lengthOf(0);
     this.head = (this.head + 1) % this.offsets.length;
     this.size--;
     this.firstSeq++;
@@ -84,12 +85,22 @@ export class ReplayWindow {
   push(batch: EventBatch) {
     if (this.offsets.length === 0) return;
     const cap = this.log.length;
+    // Records are copied in runs: batch records [runFrom, i) go to the log
+    // at runAt, contiguous on both sides, with one copy call per run.
+    let runFrom = 0;
+    let runAt = this.write;
+    const flush = (to: number) => {
+      batch.bytes.copy(this.log, runAt, batch.offsets[runFrom] as number, batch.offsets[to] as number);
+    };
     for (let i = 0; i < batch.count; i++) {
       const from = batch.offsets[i] as number;
       const len = (batch.offsets[i + 1] as number) - from;
       if (len > cap) {
         // Cannot be held: empty the window so that it stays a dense run of seqs.
+        flush(i);
         this.size = this.bytes = this.write = 0;
+        runFrom = i + 1;
+        runAt = 0;
         continue;
       }
       if (this.size === this.offsets.length) this.evictOldest();
@@ -97,21 +108,26 @@ export class ReplayWindow {
         // Wrap. Records from `write` to the end are older than every record
         // before `write`, so they leave first.
         while (this.size > 0 && this.offsetOf(0) >= this.write) this.evictOldest();
+        flush(i);
         this.write = 0;
+        runFrom = i;
+        runAt = 0;
       }
       // Make room: the oldest records are the ones just ahead of `write`.
       while (this.size > 0) {
         const o = this.offsetOf(0);
-        if (o >= this.write + len || o + this.lengthAt(o) <= this.write) break;
+        if (o >= this.write + len || o + this.lengthOf(0) <= this.write) break;
         this.evictOldest();
       }
-      batch.bytes.copy(this.log, this.write, from, from + len);
       if (this.size === 0) this.firstSeq = batch.firstSeq + i;
-      this.offsets[(this.head + this.size) % this.offsets.length] = this.write;
+      const slot = (this.head + this.size) % this.offsets.length;
+      this.offsets[slot] = this.write;
+      this.lengths[slot] = len;
       this.size++;
       this.bytes += len;
       this.write += len;
     }
+    flush(batch.count);
   }
 
   /**
@@ -130,10 +146,10 @@ export class ReplayWindow {
     while (k < this.size) {
       // A run of records that are contiguous in the log.
       const start = this.offsetOf(k);
-      let end = start + this.lengthAt(start);
+      let end = start + this.lengthOf(k);
       let n = 1;
       while (k + n < this.size && this.offsetOf(k + n) === end) {
-        end += this.lengthAt(end);
+        end += this.lengthOf(k + n);
         n++;
       }
       const batch = new EventBatch(Buffer.from(this.log.subarray(start, end)), n, this.firstSeq + k, mono, wall);

@@ -72,15 +72,24 @@ t.test('a daemon restart: the client sees the new epoch and a gap notice, never 
   let d = await startDaemon(args);
   const client = new EvbridgeClient({ url: `ws://127.0.0.1:${port}/v1/stream`, backoff: { initialMs: 50, maxMs: 200 } });
   const items: StreamItem[] = [];
-  const s = client.subscribe({ kinds: ['tick'] }).subscribe((i) => items.push(i));
+  let onItem = () => {};
+  const s = client.subscribe({ kinds: ['tick'] }).subscribe((i) => {
+    items.push(i);
+    onItem();
+  });
   t.teardown(() => s.unsubscribe());
-  const waitFor = async (pred: () => boolean, what: string) => {
-    const end = Date.now() + 10000;
-    while (!pred()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  // Resolves on the item that makes `pred` true (checked as each item arrives).
+  const waitFor = (pred: () => boolean, what: string) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 10000);
+      onItem = () => {
+        if (!pred()) return;
+        clearTimeout(timer);
+        onItem = () => {};
+        resolve();
+      };
+      onItem();
+    });
   await waitFor(() => items.length >= 20, '20 ticks');
   const firstEpoch = (items[0] as { event: { epoch: string } }).event.epoch;
   t.equal(await d.stop(), 0);

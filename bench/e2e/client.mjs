@@ -36,7 +36,6 @@ let firstSeq = 0;
 let expected = 0; // next seq due; 0 until the first event or subscribed
 let received = 0;
 let gapDropped = 0;
-let gapNotices = 0;
 let violations = 0;
 let throttle = 0;
 let throttleStart = 0;
@@ -61,7 +60,6 @@ function onEvent(seq, tsNs, now) {
 }
 
 function onGap(m) {
-  gapNotices++;
   if (m.reason !== 'slow_consumer') return;
   gapDropped += m.dropped;
   if (expected !== 0 && m.from !== expected) violations++;
@@ -121,7 +119,6 @@ const commands = {
       const sock = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${encoding}`] : [], { perMessageDeflate: false });
       ws = sock;
       ws.on('error', reject);
-      if (process.env.EVB_DEBUG) ws.on('close', (code, why) => console.error('closed', code, String(why))), ws.on('error', (e) => console.error('error', e.message));
       ws.on('open', () => {
         throttleStart = Date.now();
         if (server === 'naive') resolve({});
@@ -141,12 +138,11 @@ const commands = {
   stop: () => {
     measuring = false;
     const seconds = Number(process.hrtime.bigint() - windowStart) / 1e9;
-    if (process.env.EVB_DEBUG) console.error('stop', { received, expected, windowEvents, state: ws?.readyState, paused: ws?.isPaused });
     return { events: windowEvents, seconds, hist: hdr.encodeIntoCompressedBase64(hist) };
   },
   settle: ({ lastSeq, timeoutMs }) =>
     new Promise((resolve) => {
-      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, gapNotices, violations });
+      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, violations });
       if (expected > lastSeq) return resolve(report(true));
       const t = setTimeout(() => {
         settleWaiter = undefined;
@@ -165,7 +161,7 @@ const commands = {
       sock.close();
     }).then(() => {
       ws = undefined;
-      expected = received = gapDropped = gapNotices = violations = firstSeq = 0;
+      expected = received = gapDropped = violations = firstSeq = 0;
       return {};
     }),
 };

@@ -72,7 +72,6 @@ export function startDaemon(args) {
     p.on('exit', (code) => reject(new Error(`daemon exited with ${code}: ${buf.slice(-500)}`)));
     p.stdout.on('data', (d) => {
       buf += d;
-      if (process.env.EVB_DEBUG) for (const l of String(d).split('\n')) if (l.includes('"level":40') || l.includes('"level":50')) console.error(l);
       const line = buf.split('\n').find((l) => l.includes('evbridge started'));
       if (!line) return;
       const { httpPort } = JSON.parse(line);

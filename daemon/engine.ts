@@ -90,22 +90,27 @@ export class EventBatch {
   get lastSeq(): number {
     return this.firstSeq + this.count - 1;
   }
+  /** The u64 at byte `field` of record i, as a double (exact below 2^53). */
+  private u64(i: number, field: number): number {
+    const o = (this.offsets[i] as number) + field;
+    return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
+  }
   /** Numeric kind of record i (KIND_NUMBER). */
   kindNo(i: number): number {
     return this.bytes.readUInt32LE((this.offsets[i] as number) + 8);
   }
+  /** Engine source id of record i. */
   source(i: number): number {
     return this.bytes.readUInt32LE((this.offsets[i] as number) + 12);
   }
+  /** Per-source sequence number of record i (exact below 2^53). */
   sourceSeq(i: number): number {
-    const o = (this.offsets[i] as number) + 24;
-    return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
+    return this.u64(i, 24);
   }
   /** Engine timestamp of record i as a double, ns: exact below 2^53 ns
    * (104 days of uptime), within a few ns after that. For ages and minima. */
   tsApproxNs(i: number): number {
-    const o = (this.offsets[i] as number) + 32;
-    return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
+    return this.u64(i, 32);
   }
   /** Exact engine timestamp of record i, ns, as decimal digits. */
   tsString(i: number): string {
@@ -114,13 +119,15 @@ export class EventBatch {
     // Below 2^53 the double is exact and String() prints it exactly.
     return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
   }
-  /** Wall-clock ms of record i, from its age at drain time. */
+  /** Wall-clock Unix ms of record i, from its age at drain time. */
   timeMs(i: number): number {
     return this.wallNowMs - (this.monoNowNs - this.tsApproxNs(i)) / 1e6;
   }
+  /** Byte offset in `bytes` where record i's payload starts. */
   payloadStart(i: number): number {
     return (this.offsets[i] as number) + HEADER;
   }
+  /** Payload length of record i, bytes. */
   payloadLength(i: number): number {
     return this.bytes.readUInt32LE((this.offsets[i] as number) + 4);
   }

@@ -147,7 +147,15 @@ function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | nul
   } else if (!picked) {
     body = b.records(from, to); // contiguous records: a view, no copy
   } else {
-    body = Buffer.concat(picked.map((i) => b.records(i, i + 1)));
+    // Runs of consecutive picked records are one view each; one run needs no copy.
+    const runs: Buffer[] = [];
+    for (let k = 0; k < count; ) {
+      let e = k + 1;
+      while (e < count && picked[e] === (picked[e - 1] as number) + 1) e++;
+      runs.push(b.records(picked[k] as number, (picked[e - 1] as number) + 1));
+      k = e;
+    }
+    body = runs.length === 1 ? (runs[0] as Buffer) : Buffer.concat(runs);
   }
   return { body, first: b.firstSeq + at(0), last: b.firstSeq + at(count - 1), count, oldestTsNs: oldest };
 }

@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <inttypes.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -61,14 +63,21 @@ ee_engine_t *ee_engine_new(void) {
   return eng;
 }
 
+static void ee__source_free(ee__source_t *s) {
+  if (!s) return;
+  if (s->type == EE__SRC_UDP && s->fd >= 0) close(s->fd);
+  free(s->subject);
+  if (s->owns_subjects) {
+    for (uint32_t i = 0; i < s->nsubjects; i++) free(s->subjects[i]);
+    free(s->subjects);
+  }
+  free(s);
+}
+
 void ee_engine_free(ee_engine_t *eng) {
   if (!eng) return;
   if (ee_engine_stop(eng) == EE_EDEADLK) return; /* refusing beats a use-after-free */
-  for (int i = 0; i < eng->nsources; i++) {
-    ee__source_t *s = eng->sources[i];
-    if (s->type == EE__SRC_UDP && s->fd >= 0) close(s->fd);
-    free(s);
-  }
+  for (int i = 0; i < eng->nsources; i++) ee__source_free(eng->sources[i]);
   close(eng->stop_fd);
   pthread_cond_destroy(&eng->sleep_cv);
   pthread_mutex_destroy(&eng->sleep_mu);
@@ -118,21 +127,33 @@ int ee_engine_unregister(ee_engine_t *eng, int64_t id) {
   return rc;
 }
 
-void ee__dispatch(ee_engine_t *eng, const ee_event_t *ev) {
+uint64_t ee__call_registered(ee_engine_t *eng, const ee_event_t *ev, uint32_t bits) {
   ee_engine_t *outer = ee__current;
   ee__current = eng;
-  uint32_t bit = ev ? (1u << (ev->kind & 31)) : ~0u;
+  uint64_t calls = 0;
   for (int i = 0; i < EE_MAX_REGISTRATIONS; i++) {
     ee__reg_t *r = &eng->regs[i];
     atomic_fetch_add(&r->inflight, 1);
-    if (atomic_load(&r->active) && (r->mask & bit)) {
-      int rc = r->cb(ev, r->userdata);
-      atomic_fetch_add_explicit(&eng->dispatched, 1, memory_order_relaxed);
-      if (rc != 0) atomic_fetch_add_explicit(&eng->cb_errors, 1, memory_order_relaxed);
+    if (atomic_load(&r->active) && (r->mask & bits)) {
+      if (r->cb(ev, r->userdata) != 0) atomic_fetch_add_explicit(&eng->cb_errors, 1, memory_order_relaxed);
+      calls++;
     }
     atomic_fetch_sub(&r->inflight, 1);
   }
   ee__current = outer;
+  return calls;
+}
+
+void ee__dispatch(ee_engine_t *eng, const ee_event_t *ev) {
+  uint64_t n = ee__call_registered(eng, ev, 1u << (ev->kind & 31));
+  atomic_fetch_add_explicit(&eng->dispatched, n, memory_order_relaxed);
+}
+
+uint64_t ee__udp_kernel_drops(ee_engine_t *eng) {
+  uint64_t total = 0;
+  for (int i = 0; i < eng->nsources; i++)
+    if (eng->sources[i]->type == EE__SRC_UDP) total += atomic_load(&eng->sources[i]->kernel_drops);
+  return total;
 }
 
 bool ee__sleep_until(ee_engine_t *eng, uint64_t deadline_ns) {
@@ -163,22 +184,33 @@ static uint32_t ee__next_source_id(ee_engine_t *eng) {
   return id;
 }
 
-int ee_engine_add_udp(ee_engine_t *eng, const char *host, uint16_t port) {
+/* A new source of `type`, with an owned copy of `subject`; NULL when out of memory. */
+static ee__source_t *ee__source_new(ee_engine_t *eng, ee__src_type_t type, const char *subject) {
+  ee__source_t *src = calloc(1, sizeof(*src));
+  if (!src) return NULL;
+  src->type = type;
+  src->fd = -1;
+  src->id = ee__next_source_id(eng);
+  if (subject && !(src->subject = strdup(subject))) {
+    free(src);
+    return NULL;
+  }
+  return src;
+}
+
+int ee_engine_add_udp(ee_engine_t *eng, const char *host, uint16_t port, const char *subject) {
   if (!eng || !host) return EE_EINVAL;
   pthread_mutex_lock(&eng->ctl);
   int rc = eng->running ? EE_EBUSY : 0;
   ee__source_t *src = NULL;
-  if (rc == 0 && !(src = calloc(1, sizeof(*src)))) rc = EE_ENOMEM;
-  if (rc == 0) {
-    src->type = EE__SRC_UDP;
-    src->id = ee__next_source_id(eng);
-    rc = ee__udp_open(src, host, port);
-  }
+  if (rc == 0 && !(src = ee__source_new(eng, EE__SRC_UDP, subject))) rc = EE_ENOMEM;
+  if (rc == 0) rc = ee__udp_open(src, host, port);
   if (rc == 0) rc = ee__add_source(eng, src);
-  if (rc == 0) rc = (int)src->id;
-  else if (src) {
-    if (src->fd > 0) close(src->fd);
-    free(src);
+  if (rc == 0) {
+    snprintf(src->detail, sizeof src->detail, "%s:%d", host, src->port);
+    rc = (int)src->id;
+  } else {
+    ee__source_free(src);
   }
   pthread_mutex_unlock(&eng->ctl);
   return rc;
@@ -195,45 +227,73 @@ int ee_engine_udp_port(ee_engine_t *eng, int source_id) {
   return rc;
 }
 
-int ee_engine_add_tick(ee_engine_t *eng, double hz) {
+int ee_engine_add_tick(ee_engine_t *eng, double hz, const char *subject) {
   if (!eng || !(hz > 0.0 && hz <= 100000.0)) return EE_EINVAL;
   pthread_mutex_lock(&eng->ctl);
   int rc = eng->running ? EE_EBUSY : 0;
   ee__source_t *src = NULL;
-  if (rc == 0 && !(src = calloc(1, sizeof(*src)))) rc = EE_ENOMEM;
+  if (rc == 0 && !(src = ee__source_new(eng, EE__SRC_TICK, subject))) rc = EE_ENOMEM;
   if (rc == 0) {
-    src->type = EE__SRC_TICK;
-    src->id = ee__next_source_id(eng);
     src->period_ns = (uint64_t)(1e9 / hz);
+    snprintf(src->detail, sizeof src->detail, "%g Hz", hz);
     rc = ee__add_source(eng, src);
     if (rc == 0) rc = (int)src->id;
-    else free(src);
+    else ee__source_free(src);
   }
   pthread_mutex_unlock(&eng->ctl);
   return rc;
 }
 
+/* An owned copy of n subjects, or NULL (out of memory, or a NULL entry). */
+static char **ee__copy_subjects(const char *const *subjects, uint32_t n) {
+  char **out = calloc(n, sizeof *out);
+  for (uint32_t i = 0; out && i < n; i++) {
+    if (!subjects[i] || !(out[i] = strdup(subjects[i]))) {
+      for (uint32_t j = 0; j < i; j++) free(out[j]);
+      free(out);
+      out = NULL;
+    }
+  }
+  return out;
+}
+
 int ee_engine_add_generator(ee_engine_t *eng, uint32_t threads, uint64_t rate,
-                            uint32_t payload_len, uint64_t count) {
-  if (!eng || threads < 1 || threads > 64 || payload_len < 8 || payload_len > EE_PAYLOAD_MAX)
+                            uint32_t payload_len, uint64_t count,
+                            const char *const *subjects, uint32_t nsubjects) {
+  if (!eng || threads < 1 || threads > 64 || payload_len < 8 || payload_len > EE_PAYLOAD_MAX ||
+      nsubjects > EE_MAX_GEN_SUBJECTS || (nsubjects > 0 && !subjects))
     return EE_EINVAL;
   pthread_mutex_lock(&eng->ctl);
   int rc = eng->running ? EE_EBUSY : 0;
   if (rc == 0 && eng->nsources + (int)threads > EE__MAX_SOURCES) rc = EE_ENOSPC;
+  char **copy = NULL;
+  if (rc == 0 && nsubjects > 0 && !(copy = ee__copy_subjects(subjects, nsubjects))) rc = EE_ENOMEM;
+  bool owned = false; /* whether a source took ownership of `copy` */
   uint32_t first = ee__next_source_id(eng);
   for (uint32_t t = 0; rc == 0 && t < threads; t++) {
-    ee__source_t *src = calloc(1, sizeof(*src));
+    ee__source_t *src = ee__source_new(eng, EE__SRC_GEN, NULL);
     if (!src) {
       rc = EE_ENOMEM; /* sources added so far stay; they are valid on their own */
       break;
     }
-    src->type = EE__SRC_GEN;
     src->id = first + t;
     src->rate = rate;
     src->payload_len = payload_len;
     src->count = count;
+    src->subjects = copy;
+    src->nsubjects = nsubjects;
+    src->owns_subjects = t == 0; /* the first thread's source frees the shared copy */
+    snprintf(src->detail, sizeof src->detail, "%" PRIu64 " ev/s, %u B", rate, payload_len);
     rc = ee__add_source(eng, src);
-    if (rc != 0) free(src);
+    if (rc == 0) owned = true;
+    else {
+      src->owns_subjects = false;
+      ee__source_free(src);
+    }
+  }
+  if (!owned && copy) {
+    for (uint32_t i = 0; i < nsubjects; i++) free(copy[i]);
+    free(copy);
   }
   pthread_mutex_unlock(&eng->ctl);
   return rc == 0 ? (int)first : rc;
@@ -306,48 +366,42 @@ typedef struct {
   int64_t calls;
 } ee__inject_t;
 
-static int ee__inject_one(ee__inject_t *job, ee_event_cb cb, void *userdata) {
+/* The careless event of one fault: an event, or NULL for EE_FAULT_NULL_EVENT. */
+static const ee_event_t *ee__fault_event(ee_fault_t fault, ee_event_t *ev) {
   static const uint8_t small[16] = {0};
-  ee_event_t ev = {.kind = EE_KIND_GEN, .source_id = 0xFFFFu, .ts_ns = ee_now_ns(),
-                   .payload = small, .len = sizeof small};
-  const ee_event_t *arg = &ev;
-  switch (job->fault) {
-    case EE_FAULT_NULL_EVENT: arg = NULL; break;
-    case EE_FAULT_NULL_PAYLOAD: ev.payload = NULL; ev.len = 32; break;
-    case EE_FAULT_OVERSIZE: ev.len = (size_t)1 << 40; break;
-    case EE_FAULT_UNKNOWN_KIND: ev.kind = EE_FAULT_KIND; break;
-    case EE_FAULT_LATE: ev.ts_ns -= 1000000000u; break;
+  *ev = (ee_event_t){.kind = EE_KIND_GEN, .source_id = 0xFFFFu, .ts_ns = ee_now_ns(),
+                     .payload = small, .len = sizeof small};
+  switch (fault) {
+    case EE_FAULT_NULL_EVENT: return NULL;
+    case EE_FAULT_NULL_PAYLOAD: ev->payload = NULL; ev->len = 32; break;
+    case EE_FAULT_OVERSIZE: ev->len = (size_t)1 << 40; break;
+    case EE_FAULT_UNKNOWN_KIND: ev->kind = EE_FAULT_KIND; break;
+    case EE_FAULT_LATE: ev->ts_ns -= 1000000000u; break;
+    case EE_FAULT_BAD_SUBJECT: ev->subject = "a..b"; ev->subject_len = 4; break;
     case EE_FAULT_STALE: break;
   }
-  return cb(arg, userdata);
+  return ev;
 }
 
 static void *ee__inject_main(void *arg) {
   ee__inject_t *job = arg;
-  ee_engine_t *eng = job->eng;
   for (uint32_t n = 0; n < job->count; n++) {
+    ee_event_t ev;
+    const ee_event_t *e = ee__fault_event(job->fault, &ev);
     if (job->fault == EE_FAULT_STALE) {
-      ee__inject_one(job, job->stale_cb, job->stale_userdata);
+      /* Breaks the unregister promise on purpose: the retired callback. */
+      if (job->stale_cb(e, job->stale_userdata) != 0)
+        atomic_fetch_add_explicit(&job->eng->cb_errors, 1, memory_order_relaxed);
       job->calls++;
-      continue;
+    } else {
+      job->calls += (int64_t)ee__call_registered(job->eng, e, ~0u);
     }
-    ee__current = eng;
-    for (int i = 0; i < EE_MAX_REGISTRATIONS; i++) {
-      ee__reg_t *r = &eng->regs[i];
-      atomic_fetch_add(&r->inflight, 1);
-      if (atomic_load(&r->active)) {
-        ee__inject_one(job, r->cb, r->userdata);
-        job->calls++;
-      }
-      atomic_fetch_sub(&r->inflight, 1);
-    }
-    ee__current = NULL;
   }
   return NULL;
 }
 
 int64_t ee_engine_inject(ee_engine_t *eng, ee_fault_t fault, uint32_t count) {
-  if (!eng || fault < EE_FAULT_NULL_EVENT || fault > EE_FAULT_LATE) return EE_EINVAL;
+  if (!eng || fault < EE_FAULT_NULL_EVENT || fault > EE_FAULT_BAD_SUBJECT) return EE_EINVAL;
   pthread_mutex_lock(&eng->ctl);
   ee__inject_t job = {.eng = eng, .fault = fault, .count = count,
                       .stale_cb = eng->stale_cb, .stale_userdata = eng->stale_userdata};
@@ -370,5 +424,6 @@ int ee_engine_stats(ee_engine_t *eng, ee_stats_t *out) {
   out->cb_errors = atomic_load(&eng->cb_errors);
   out->injected = atomic_load(&eng->injected);
   out->udp_errors = atomic_load(&eng->udp_errors);
+  out->udp_kernel_drops = ee__udp_kernel_drops(eng);
   return 0;
 }

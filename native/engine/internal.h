@@ -33,15 +33,21 @@ typedef struct ee__source_s {
   pthread_t thread;
   bool thread_started;
   uint64_t seq;
-  /* UDP */
+  char *subject; /* UDP and TICK: owned copy, or NULL */
+  /* UDP: fd is -1 until bound */
   int fd;
   int port;
+  char detail[64];
+  _Atomic uint32_t kernel_drops; /* last SO_RXQ_OVFL value seen */
   /* TICK */
   uint64_t period_ns;
-  /* GEN */
+  /* GEN: subjects are shared by the generator's threads, owned by the first */
   uint64_t rate;
   uint32_t payload_len;
   uint64_t count;
+  char **subjects;
+  uint32_t nsubjects;
+  bool owns_subjects;
 } ee__source_t;
 
 struct ee_engine_s {
@@ -67,15 +73,23 @@ struct ee_engine_s {
 };
 
 /* engine.c */
+/* Calls every active registration whose mask has `bits` in common (~0u:
+ * all of them) with `ev`, counting non-zero returns; returns the number of
+ * calls. The one dispatch loop, for sources and for fault injection. */
+uint64_t ee__call_registered(ee_engine_t *eng, const ee_event_t *ev, uint32_t bits);
+/* Dispatches a source's event to the registrations for its kind. */
 void ee__dispatch(ee_engine_t *eng, const ee_event_t *ev);
 /* Sleep until CLOCK_MONOTONIC deadline or until the engine stops.
  * Returns true when the engine is stopping. */
 bool ee__sleep_until(ee_engine_t *eng, uint64_t deadline_ns);
+/* Sum of the UDP sources' kernel drop counts. Any thread. */
+uint64_t ee__udp_kernel_drops(ee_engine_t *eng);
 
 /* sources.c */
 void *ee__udp_main(void *arg);
 void *ee__tick_main(void *arg);
 void *ee__gen_main(void *arg);
+/* Resolves and binds; returns 0, EE_EADDRINUSE, EE_EACCES or EE_EADDR. */
 int ee__udp_open(ee__source_t *src, const char *host, uint16_t port);
 
 /* io_epoll.c: a poller watching one data fd and the engine's stop fd.

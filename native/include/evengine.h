@@ -7,6 +7,10 @@
  * function pointers that were registered with it. It knows nothing about the
  * code behind those pointers.
  *
+ * The same library is also an evbridge engine plugin (plugin.c exports
+ * evb_plugin_entry), the daemon's built-in default; its configuration keys
+ * are listed in README.md ("The reference engine").
+ *
  * Conventions
  *   - Functions return 0 or a positive value on success, and a negative
  *     EE_E* code on failure (see EE_ERRNO_MAP, ee_strerror, ee_err_name).
@@ -15,12 +19,16 @@
  *     Node's process.hrtime.bigint() reads on Linux.
  *   - Threading is given for each function. "Control thread" means any one
  *     thread at a time that is not inside a callback of this engine.
+ *   - Lifetime: the caller owns an engine from ee_engine_new until
+ *     ee_engine_free; strings passed in are copied.
  */
 #ifndef EVENGINE_H
 #define EVENGINE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "evb_plugin.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,7 +41,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever ee_event_t, ee_event_cb or a function signature changes. */
-#define EE_ABI_VERSION 1u
+#define EE_ABI_VERSION 2u
 
 /* Largest payload any source produces: the largest UDP/IPv4 datagram payload
  * (65,535 - 8 byte UDP header - 20 byte IP header). */
@@ -41,6 +49,9 @@ extern "C" {
 
 /* Most registrations that may exist at once on one engine. */
 #define EE_MAX_REGISTRATIONS 16
+
+/* Most subjects a generator cycles through. */
+#define EE_MAX_GEN_SUBJECTS 64
 
 /* Event kinds. A kind mask has bit (1u << kind) set for each kind wanted. */
 typedef enum {
@@ -62,7 +73,9 @@ typedef enum {
   X(ETHREAD, -7, "cannot create a thread")                                    \
   X(EPERM, -8, "fault injection is not enabled on this engine")               \
   X(EDEADLK, -9, "called from inside a callback of this engine")              \
-  X(EIO, -10, "system call failed")
+  X(EIO, -10, "system call failed")                                           \
+  X(EADDRINUSE, -11, "address already in use")                                \
+  X(EACCES, -12, "permission denied to bind the address")
 
 typedef enum {
 #define EE__ERR_ENUM(name, value, msg) EE_##name = (value),
@@ -71,23 +84,12 @@ typedef enum {
 } ee_errno_t;
 
 /*
- * One event, as handed to a callback.
- *
- * Lifetime: the struct and the payload it points to belong to the engine and
- * are valid only for the duration of the callback; copy what you keep.
- * Layout: fixed by EE_ABI_VERSION (48 bytes on LP64). Other languages mirror
- * it field by field.
+ * One event, as handed to a callback: the plugin ABI's evb_event_t (one
+ * definition, in evb_plugin.h), so that a registered evb_event_cb needs no
+ * conversion. Lifetime: the struct and what it points to belong to the
+ * engine and are valid only for the duration of the callback.
  */
-typedef struct ee_event_s {
-  uint32_t kind;        /* an ee_kind_t value                                */
-  uint32_t source_id;   /* id returned by ee_engine_add_*; per thread for GEN */
-  uint32_t flags;       /* reserved for sources, currently 0                 */
-  uint32_t reserved;    /* 0                                                 */
-  uint64_t source_seq;  /* per-source sequence number, starts at 0           */
-  uint64_t ts_ns;       /* when the event happened, CLOCK_MONOTONIC ns       */
-  const void *payload;  /* len bytes, or NULL when len is 0                  */
-  size_t len;           /* payload length in bytes, at most EE_PAYLOAD_MAX   */
-} ee_event_t;
+typedef evb_event_t ee_event_t;
 
 /* Payload of an EE_KIND_TICK event (16 bytes, host byte order). */
 typedef struct ee_tick_payload_s {
@@ -96,13 +98,15 @@ typedef struct ee_tick_payload_s {
 } ee_tick_payload_t;
 
 /*
- * Event callback. Called from an engine thread (never the thread that
- * registered it), possibly from several threads at once. Must not block and
- * must not call ee_engine_unregister/stop/free on the same engine (those
- * return EE_EDEADLK). The return value is the callback's status; the engine
- * counts non-zero returns (ee_engine_stats) and otherwise ignores them.
+ * Event callback: the plugin ABI's evb_event_cb. Called from an engine
+ * thread (never the thread that registered it), possibly from several
+ * threads at once. Must not block and must not call ee_engine_unregister,
+ * ee_engine_stop or ee_engine_free on the same engine (those return
+ * EE_EDEADLK, and free refuses to run). The return value is the callback's
+ * status; the engine counts non-zero returns (ee_engine_stats) and otherwise
+ * ignores them.
  */
-typedef int (*ee_event_cb)(const ee_event_t *ev, void *userdata);
+typedef evb_event_cb ee_event_cb;
 
 /* Careless-C behaviours that ee_engine_inject can produce. */
 typedef enum {
@@ -111,7 +115,8 @@ typedef enum {
   EE_FAULT_OVERSIZE = 3,      /* len far beyond EE_PAYLOAD_MAX, tiny buffer   */
   EE_FAULT_UNKNOWN_KIND = 4,  /* kind that no source produces                 */
   EE_FAULT_STALE = 5,         /* call after unregistering, old userdata       */
-  EE_FAULT_LATE = 6           /* ts_ns one second in the past                 */
+  EE_FAULT_LATE = 6,          /* ts_ns one second in the past                 */
+  EE_FAULT_BAD_SUBJECT = 7    /* subject with an empty token ("a..b")         */
 } ee_fault_t;
 
 /* Kind value used by EE_FAULT_UNKNOWN_KIND. */
@@ -121,10 +126,15 @@ typedef struct ee_engine_s ee_engine_t;
 
 /* Counters the engine keeps about its own dispatching. */
 typedef struct ee_stats_s {
-  uint64_t dispatched;    /* callback invocations made by sources            */
-  uint64_t cb_errors;     /* of those, how many returned non-zero            */
-  uint64_t injected;      /* callback invocations made by ee_engine_inject   */
-  uint64_t udp_errors;    /* recvfrom failures                               */
+  uint64_t dispatched;        /* callback invocations made by sources         */
+  uint64_t cb_errors;         /* invocations (sources and injection) that
+                                 returned non-zero                            */
+  uint64_t injected;          /* callback invocations made by ee_engine_inject */
+  uint64_t udp_errors;        /* recvmsg failures and truncated datagrams     */
+  uint64_t udp_kernel_drops;  /* datagrams the kernel dropped because a UDP
+                                 source's receive buffer was full (SO_RXQ_OVFL,
+                                 summed over sources; known when the next
+                                 datagram on that socket is read)             */
 } ee_stats_t;
 
 /* EE_ABI_VERSION of the compiled library. Any thread. */
@@ -142,8 +152,10 @@ EE_EXTERN uint64_t ee_now_ns(void);
  * out of memory. The caller owns it and releases it with ee_engine_free. */
 EE_EXTERN ee_engine_t *ee_engine_new(void);
 
-/* Stop the engine if needed, then release it. ee_engine_free(NULL) is a no-op.
- * Control thread. After it returns no callback runs. */
+/* Stop the engine if needed, then release it. ee_engine_free(NULL) is a
+ * no-op. Control thread; from inside a callback of this engine it does
+ * nothing (stopping would wait for the calling thread itself), and the
+ * engine stays allocated. After it returns no callback runs. */
 EE_EXTERN void ee_engine_free(ee_engine_t *eng);
 
 /*
@@ -165,30 +177,38 @@ EE_EXTERN int64_t ee_engine_register(ee_engine_t *eng, ee_event_cb cb, void *use
 EE_EXTERN int ee_engine_unregister(ee_engine_t *eng, int64_t id);
 
 /* Add a UDP source bound to host:port (IPv4 or IPv6 literal or name; port 0
- * picks a free port, see ee_engine_udp_port). Binds at once, so an address in
- * use fails here with EE_EADDR. Returns the source id (>= 0). Only while
- * stopped (EE_EBUSY otherwise). Control thread. */
-EE_EXTERN int ee_engine_add_udp(ee_engine_t *eng, const char *host, uint16_t port);
+ * picks a free port, see ee_engine_udp_port). Every datagram becomes one
+ * event with `subject` (copied; NULL for none). Binds at once, so a busy
+ * address fails here: EE_EADDRINUSE, EE_EACCES, or EE_EADDR for a name that
+ * does not resolve or another bind failure. Returns the source id (>= 0).
+ * Only while stopped (EE_EBUSY otherwise). Control thread. */
+EE_EXTERN int ee_engine_add_udp(ee_engine_t *eng, const char *host, uint16_t port,
+                                const char *subject);
 
 /* Port a UDP source is bound to, or a negative error. Control thread. */
 EE_EXTERN int ee_engine_udp_port(ee_engine_t *eng, int source_id);
 
 /* Add a frame tick at hz frames per second (0 < hz <= 100000). Each frame's
  * ts_ns is its scheduled time, so a late frame is visible as a late event.
- * Returns the source id. Only while stopped. Control thread. */
-EE_EXTERN int ee_engine_add_tick(ee_engine_t *eng, double hz);
+ * `subject` as for UDP. Returns the source id. Only while stopped. Control
+ * thread. */
+EE_EXTERN int ee_engine_add_tick(ee_engine_t *eng, double hz, const char *subject);
 
 /*
  * Add a load generator: `threads` threads (1..64), each its own source with
  * consecutive ids starting at the returned one. Each thread emits `count`
  * events (0 = until stopped) of `payload_len` bytes (8..EE_PAYLOAD_MAX; the
  * first 8 bytes hold source_seq, little-endian) at `rate` events/s per thread
- * (0 = as fast as possible). Only while stopped. Control thread.
+ * (0 = as fast as possible). Event n of a thread carries subject
+ * subjects[n % nsubjects] (copied; nsubjects 0..EE_MAX_GEN_SUBJECTS, 0 for
+ * none). Only while stopped. Control thread.
  */
 EE_EXTERN int ee_engine_add_generator(ee_engine_t *eng, uint32_t threads, uint64_t rate,
-                                      uint32_t payload_len, uint64_t count);
+                                      uint32_t payload_len, uint64_t count,
+                                      const char *const *subjects, uint32_t nsubjects);
 
-/* Number of generator threads that have emitted all their events. */
+/* Number of generator threads that have emitted all their events since the
+ * last start. Any thread. */
 EE_EXTERN int ee_engine_generators_done(ee_engine_t *eng);
 
 /* Start every source's thread. Returns 0, EE_EBUSY if already running,

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# Builds and runs the native C checks: the engine's own tests, then the
-# engine + bridge harness under AddressSanitizer (engine compiled with ASan,
-# bridge = the release cdylib). Needs libevbridge.so built first
-# (npm run build:native). Prints each suite's "N passed, N failed" line.
+# Builds and runs the native C checks: the engine's own tests (each in a
+# forked process with a timeout), then the engine plugin built with
+# AddressSanitizer and UBSan loaded by the release bridge in the ASan
+# harness. Needs libevbridge.so built first (npm run build:native). Prints
+# each suite's "N passed, N failed" line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 native=$(dirname "$here")
 build="$native/build"
 make -s -C "$native/engine" BUILD="$build" test
+make -s -C "$native/engine" BUILD="$build" "$build/asan/libevengine.so"
 bridge_dir="$native/bridge/target/release"
 [ -f "$bridge_dir/libevbridge.so" ] || { echo "libevbridge.so missing: run npm run build:native" >&2; exit 1; }
 mkdir -p "$build/asan"
 cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Wall -Wextra -Werror -Wno-unused-parameter \
-  -I"$native/include" -I"$native/engine" \
-  -o "$build/asan/harness" "$here/asan_harness.c" \
-  "$native/engine/engine.c" "$native/engine/sources.c" "$native/engine/io_epoll.c" \
+  -I"$native/include" -o "$build/asan/harness" "$here/asan_harness.c" \
   -L"$bridge_dir" -Wl,-rpath,"$bridge_dir" -levbridge -lpthread
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$build/asan/harness"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+timeout 120 "$build/asan/harness" "$build/asan/libevengine.so"

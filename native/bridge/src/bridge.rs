@@ -1,24 +1,34 @@
-//! The bridge object: validates what C hands the callback, counts every
-//! outcome, and copies accepted events into the ring.
+//! The bridge object: validates what an engine hands the callback, counts
+//! every outcome, and copies accepted events into the ring. Also the
+//! process-wide token table ([`REGISTRY`]) that maps userdata to bridges.
 
+use crate::abi::{
+    EvbDrain, EvbDropReason as DropReason, EvbEvent, EvbInvalidReason as InvalidReason, EvbStats, EvbStatus,
+    EVB_KIND_MAX, EVB_MAX_PAYLOAD_LIMIT, EVB_SUBJECT_MAX,
+};
 use crate::counters::{bump, delay_bucket, Counters, ORPHANS};
-use crate::ffi::{EvbDrain, EvbDropReason as DropReason, EvbEvent, EvbInvalidReason as InvalidReason, EvbStats, EvbStatus};
 use crate::panic::messages_dropped;
-use crate::ring::{record_len, RecordHeader, Ring};
+use crate::registry::Registry;
+use crate::ring::{record_len, Consumer, RecordFields, Ring};
 use crate::sync::Padded;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, TryLockError};
+
+/// Userdata tokens of every bridge in the process.
+pub(crate) static REGISTRY: LazyLock<Registry<Bridge>> = LazyLock::new(Registry::new);
 
 /// Validated construction parameters of a bridge.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// Ring data area in bytes, a power of two.
     pub ring_capacity: u64,
-    /// Largest payload accepted, bytes; `record_len(max_payload) <= capacity / 2`.
+    /// Largest payload accepted, bytes; `record_len(max_payload +
+    /// EVB_SUBJECT_MAX) <= capacity / 2`.
     pub max_payload: u32,
     /// A callback running more than this after the event's timestamp is late.
     pub late_threshold_ns: u64,
-    /// Bit k set: kind k is accepted (k < 32).
+    /// Bit k set: kind k is accepted (k <= 31).
     pub kind_mask: u32,
 }
 
@@ -31,8 +41,8 @@ impl Config {
         let cap_ok = self.ring_capacity.is_power_of_two()
             && (crate::ring::MIN_CAPACITY..=crate::ring::MAX_CAPACITY).contains(&self.ring_capacity);
         let payload_ok = self.max_payload >= 1
-            && self.max_payload <= crate::ffi::EVB_MAX_PAYLOAD_LIMIT
-            && record_len(u64::from(self.max_payload)) <= self.ring_capacity / 2;
+            && self.max_payload <= EVB_MAX_PAYLOAD_LIMIT
+            && record_len(u64::from(self.max_payload) + u64::from(EVB_SUBJECT_MAX)) <= self.ring_capacity / 2;
         if cap_ok && payload_ok && self.kind_mask != 0 {
             Ok(())
         } else {
@@ -41,10 +51,27 @@ impl Config {
     }
 }
 
-/// A bridge: one ring, its counters and its doorbell. Shared by every engine
-/// thread (the producers) and one consumer thread.
+/// Whether `s` is a valid subject: UTF-8, tokens separated by single dots
+/// (no empty token), and no space, control character, `*` or `>` (NATS's
+/// subject rules, with the wildcard characters kept for patterns).
+pub fn valid_subject(s: &[u8]) -> bool {
+    if s.is_empty() || s[0] == b'.' || s[s.len() - 1] == b'.' || std::str::from_utf8(s).is_err() {
+        return false;
+    }
+    let mut prev_dot = false;
+    for &c in s {
+        if c <= b' ' || c == 0x7f || c == b'*' || c == b'>' || (c == b'.' && prev_dot) {
+            return false;
+        }
+        prev_dot = c == b'.';
+    }
+    true
+}
+
+/// A bridge: one ring, its counters and its consumer. Shared by every engine
+/// thread (the producers) and one consumer thread at a time.
 pub struct Bridge {
-    pub(crate) ring: Ring,
+    pub(crate) ring: Arc<Ring>,
     pub(crate) counters: Counters,
     /// Read by every producer on every call: kept apart from anything the
     /// consumer writes, so that drains do not invalidate this line.
@@ -58,21 +85,25 @@ struct Hot {
     panic_next: AtomicU64,
 }
 
-/// Fields only the consumer thread writes.
+/// The consumer's side: the ring's one `Consumer` behind a lock that is only
+/// ever tried (a second concurrent drain gets `Busy` instead of waiting), and
+/// the result and snapshot cells the host maps once.
 struct ConsumerSide {
+    consumer: Mutex<Consumer>,
     delivered: AtomicU64,
-    /// Result of the last drain.
+    /// Result of the last drain; written while holding `consumer`.
     drain: UnsafeCell<EvbDrain>,
-    /// Snapshot of the counters.
+    /// Snapshot of the counters; written while holding `consumer`.
     stats: UnsafeCell<EvbStats>,
 }
 
-// SAFETY: `drain` and `stats` are written only by the single consumer thread
-// (a documented precondition of evb_drain / evb_bridge_stats); everything else
-// is atomic or immutable after construction.
+// SAFETY: `drain` and `stats` are written only while `consumer`'s lock is
+// held, so writes never race each other; hosts read them between their own
+// calls (a documented precondition of evb_drain_result / evb_bridge_stats).
+// Everything else is atomic, locked, or immutable after construction.
 unsafe impl Sync for Bridge {}
 
-/// CLOCK_MONOTONIC in nanoseconds, the engine's clock.
+/// CLOCK_MONOTONIC in nanoseconds, the engines' clock.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
@@ -88,7 +119,7 @@ impl Bridge {
     /// [`EvbStatus::InvalidArgument`] or [`EvbStatus::NoMemory`].
     pub fn new(cfg: Config) -> Result<Bridge, EvbStatus> {
         cfg.check()?;
-        let ring = Ring::new(cfg.ring_capacity).map_err(|e| match e {
+        let (ring, consumer) = Ring::new(cfg.ring_capacity).map_err(|e| match e {
             crate::ring::CapacityError::OutOfRange => EvbStatus::InvalidArgument,
             crate::ring::CapacityError::NoMemory => EvbStatus::NoMemory,
         })?;
@@ -97,6 +128,7 @@ impl Bridge {
             counters: Counters::new(),
             hot: Padded(Hot { cfg, panic_next: AtomicU64::new(0) }),
             consumer: Padded(ConsumerSide {
+                consumer: Mutex::new(consumer),
                 delivered: AtomicU64::new(0),
                 drain: UnsafeCell::new(EvbDrain::default()),
                 stats: UnsafeCell::new(EvbStats::default()),
@@ -104,14 +136,14 @@ impl Bridge {
         })
     }
 
-    /// The consumer-owned drain result cell.
-    pub(crate) fn drain_cell(&self) -> &UnsafeCell<EvbDrain> {
-        &self.consumer.drain
+    /// The drain result cell (stable for the bridge's life).
+    pub(crate) fn drain_cell(&self) -> *const EvbDrain {
+        self.consumer.drain.get()
     }
 
-    /// The consumer-owned stats snapshot cell.
-    pub(crate) fn stats_cell(&self) -> &UnsafeCell<EvbStats> {
-        &self.consumer.stats
+    /// The kinds this bridge accepts.
+    pub fn kind_mask(&self) -> u32 {
+        self.hot.cfg.kind_mask
     }
 
     /// Makes the next `n` accepted events panic after their record was
@@ -120,35 +152,54 @@ impl Bridge {
         self.hot.panic_next.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts one call on entry, before anything about it is known.
+    pub(crate) fn count_call(&self) {
+        bump(&self.counters.mine().calls);
+    }
+
     /// Handles one callback whose userdata resolved to this bridge.
     ///
     /// # Safety
     /// `ev` is null or points to memory the caller claims is an event; the
     /// bridge copies the struct once and validates the copy before it follows
-    /// the payload pointer for `len` bytes, which C must guarantee readable
-    /// when it passes a non-null payload and a length within bounds.
+    /// the payload and subject pointers for their lengths, which the engine
+    /// must guarantee readable when it passes non-null pointers with lengths
+    /// within bounds.
     pub unsafe fn handle(&self, ev: *const EvbEvent) -> EvbStatus {
         let c = self.counters.mine();
         if ev.is_null() {
             bump(&c.invalid[InvalidReason::NullEvent as usize]);
             return EvbStatus::InvalidEvent;
         }
-        // SAFETY: non-null; C hands us an event valid for the duration of
-        // the call. One read by value, so C changing it under us cannot make
-        // the checks below disagree with the copy.
+        // SAFETY: non-null; the engine hands us an event valid for the
+        // duration of the call. One read by value, so the engine changing it
+        // under us cannot make the checks below disagree with the copy.
         let e = unsafe { ev.read_unaligned() };
         let hot = &self.hot;
-        let reason = if e.kind >= 32 || hot.cfg.kind_mask & (1 << e.kind) == 0 {
+        let reason = if e.kind > EVB_KIND_MAX || hot.cfg.kind_mask & (1 << e.kind) == 0 {
             Some(InvalidReason::BadKind)
         } else if e.len > hot.cfg.max_payload as usize {
             Some(InvalidReason::TooLong)
         } else if e.payload.is_null() && e.len != 0 {
             Some(InvalidReason::NullPayload)
+        } else if e.subject_len > EVB_SUBJECT_MAX || (e.subject.is_null() && e.subject_len != 0) {
+            Some(InvalidReason::BadSubject)
         } else {
             None
         };
         if let Some(r) = reason {
             bump(&c.invalid[r as usize]);
+            return EvbStatus::InvalidEvent;
+        }
+        let subject: &[u8] = if e.subject_len == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null (checked), at most EVB_SUBJECT_MAX bytes, and
+            // the engine guarantees `subject_len` readable bytes for the call.
+            unsafe { std::slice::from_raw_parts(e.subject.cast::<u8>(), e.subject_len as usize) }
+        };
+        if !subject.is_empty() && !valid_subject(subject) {
+            bump(&c.invalid[InvalidReason::BadSubject as usize]);
             return EvbStatus::InvalidEvent;
         }
         let delay = monotonic_ns().saturating_sub(e.ts_ns);
@@ -157,11 +208,11 @@ impl Bridge {
         if delay > hot.cfg.late_threshold_ns {
             bump(&c.late);
         }
-        let Some(mut r) = self.ring.reserve(e.len as u32) else {
+        let Some(mut r) = self.ring.reserve(e.len as u32, e.subject_len) else {
             bump(&c.dropped[DropReason::RingFull as usize]);
             return EvbStatus::RingFull;
         };
-        r.write_header(&RecordHeader {
+        r.write_header(&RecordFields {
             kind: e.kind,
             source_id: e.source_id,
             flags: e.flags,
@@ -175,37 +226,53 @@ impl Bridge {
         }
         if e.len != 0 {
             // SAFETY: payload is non-null (checked above), len <= max_payload,
-            // and C guarantees `len` readable bytes for the call's duration.
+            // and the engine guarantees `len` readable bytes for the call.
             let src = unsafe { std::slice::from_raw_parts(e.payload.cast::<u8>(), e.len) };
             r.payload_mut().copy_from_slice(src);
         }
+        r.subject_mut().copy_from_slice(subject);
         // Counted before commit so that delivered <= accepted at every instant.
         bump(&c.accepted);
         r.commit();
         EvbStatus::Ok
     }
 
-    /// Consumer side of one drain; see `evb_drain`.
-    ///
-    /// # Safety
-    /// Single consumer thread, as for [`Ring::consume`].
-    pub unsafe fn drain(&self, max_bytes: u64, max_records: u64, arm: bool) -> u64 {
-        // SAFETY: forwarded single-consumer contract.
-        let b = unsafe { self.ring.consume(max_bytes, max_records, arm) };
+    /// Consumer side of one drain; see `evb_drain`. Returns the record count,
+    /// or [`EvbStatus::Busy`] when another thread is draining.
+    pub fn drain(&self, max_bytes: u64, max_records: u64, arm: bool) -> Result<u64, EvbStatus> {
+        let mut consumer = match self.consumer.consumer.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(EvbStatus::Busy),
+        };
+        let b = consumer.consume(max_bytes, max_records, arm);
         if b.count != 0 {
             self.consumer.delivered.fetch_add(b.count, Ordering::Relaxed);
         }
-        // SAFETY: only the consumer thread touches `drain`.
-        unsafe {
-            *self.consumer.drain.get() = EvbDrain { offset: b.offset, len: b.len, count: b.count, first_seq: b.first_seq };
-        }
-        b.count
+        // SAFETY: written only while holding the consumer lock (held here).
+        unsafe { *self.consumer.drain.get() = b };
+        Ok(b.count)
     }
 
-    /// Sums the stripes into a snapshot.
+    /// Refreshes the snapshot cell and returns it (stable for the bridge's
+    /// life), or [`EvbStatus::Busy`] when another thread is draining.
+    pub fn refresh_stats(&self) -> Result<*const EvbStats, EvbStatus> {
+        let _consumer = match self.consumer.consumer.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(EvbStatus::Busy),
+        };
+        let snap = self.snapshot();
+        // SAFETY: written only while holding the consumer lock (held here).
+        unsafe { *self.consumer.stats.get() = snap };
+        Ok(self.consumer.stats.get())
+    }
+
+    /// Sums the stripes into a snapshot. Any thread.
     pub fn snapshot(&self) -> EvbStats {
         let k = &self.counters;
         let mut s = EvbStats {
+            callbacks: k.sum(|s| &s.calls) + ORPHANS.calls.load(Ordering::Relaxed),
             accepted: k.sum(|s| &s.accepted),
             panicked: k.sum(|s| &s.panicked) + ORPHANS.panicked.load(Ordering::Relaxed),
             stale: k.sum(|s| &s.stale),
@@ -227,11 +294,22 @@ impl Bridge {
         for (i, d) in s.delay_count.iter_mut().enumerate() {
             *d = k.sum(|s| &s.delay[i]);
         }
-        s.callbacks = s.accepted
-            + s.dropped.iter().sum::<u64>()
-            + s.invalid.iter().sum::<u64>()
-            + s.stale
-            + s.panicked;
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_subject;
+
+    #[test]
+    fn subjects_follow_the_nats_rules() {
+        for ok in ["a", "sensors.room1.temp", "md.XNAS.AAPL", "ü.ñ", "a-b_c.d:e"] {
+            assert!(valid_subject(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "a*b", "a\tb", "a\u{7f}"] {
+            assert!(!valid_subject(bad.as_bytes()), "{bad:?}");
+        }
+        assert!(!valid_subject(&[b'a', 0xff, b'b']), "not UTF-8");
     }
 }

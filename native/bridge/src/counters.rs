@@ -1,79 +1,36 @@
 //! Callback outcome counters and the callback-delay histogram.
 //!
 //! Counters are striped: each producer thread bumps the counters of one of
-//! [`STRIPES`] cache-padded stripes, picked once per thread, so that engine
-//! threads calling at once do not fight over one cache line. A read sums the
-//! stripes (std atomics: these are not part of the loom model). Each counter is exact; a read taken while callbacks run is not an
-//! atomic snapshot across counters, but one taken at quiescence is.
+//! [`STRIPES`] cache-padded stripes, picked once per thread
+//! ([`stripe_index`]), so that engine threads calling at once do not fight
+//! over one cache line. A read sums the stripes. Each counter is exact; a
+//! read taken while callbacks run is not an atomic snapshot across counters,
+//! but one taken at quiescence is. (std atomics: these are not part of the
+//! loom model.)
 
-use crate::sync::Padded;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::ffi::{EVB_DROP_REASONS as DROP_REASONS, EVB_INVALID_REASONS as INVALID_REASONS};
-use std::cell::Cell;
+use crate::abi::{DELAY_BOUNDS_NS, EVB_DELAY_BUCKETS, EVB_DROP_REASONS, EVB_INVALID_REASONS};
+use crate::sync::{stripe_index, Padded, STRIPES};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Number of counter stripes per bridge.
-pub const STRIPES: usize = 16;
-
-/// Upper bounds of the callback-delay histogram buckets, in nanoseconds; a
-/// last, implicit bucket holds everything above. Roughly 1-5-10 steps from
-/// 1 µs to 1 s: the callback itself costs tens of ns, a UDP datagram is
-/// stamped a few µs before its callback, and a starved engine thread shows up
-/// in the ms buckets. The default late threshold (1 ms) is a bound.
-pub const DELAY_BOUNDS_NS: [u64; 13] = [
-    1_000,
-    5_000,
-    10_000,
-    50_000,
-    100_000,
-    500_000,
-    1_000_000,
-    5_000_000,
-    10_000_000,
-    50_000_000,
-    100_000_000,
-    500_000_000,
-    1_000_000_000,
-];
-
-/// Number of histogram buckets, the overflow bucket included.
-pub const DELAY_BUCKETS: usize = DELAY_BOUNDS_NS.len() + 1;
-
-// Drop and invalid reasons are the C API's enums (`ffi::EvbDropReason`,
-// `ffi::EvbInvalidReason`), used as indices into the stripes' arrays.
-
+/// One thread's share of a bridge's counters. Drop and invalid reasons are
+/// the C API's enums (`abi::EvbDropReason`, `abi::EvbInvalidReason`), used as
+/// indices.
 #[derive(Default)]
 pub(crate) struct Stripe {
+    pub calls: AtomicU64,
     pub accepted: AtomicU64,
-    pub dropped: [AtomicU64; DROP_REASONS],
-    pub invalid: [AtomicU64; INVALID_REASONS],
+    pub dropped: [AtomicU64; EVB_DROP_REASONS],
+    pub invalid: [AtomicU64; EVB_INVALID_REASONS],
     pub stale: AtomicU64,
     pub panicked: AtomicU64,
     pub late: AtomicU64,
-    pub delay: [AtomicU64; DELAY_BUCKETS],
+    pub delay: [AtomicU64; EVB_DELAY_BUCKETS],
     pub delay_sum_ns: AtomicU64,
 }
 
 /// A bridge's counters.
 pub(crate) struct Counters {
     stripes: Box<[Padded<Stripe>]>,
-}
-
-static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
-std::thread_local! {
-    static MY_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// The stripe index of the calling thread, assigned round-robin on first use.
-pub(crate) fn stripe_index() -> usize {
-    MY_STRIPE.with(|c| {
-        let v = c.get();
-        if v != usize::MAX {
-            return v;
-        }
-        let v = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        c.set(v);
-        v
-    })
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -102,9 +59,11 @@ impl Counters {
 
 /// Process-wide counters for calls no bridge can be named for.
 pub(crate) struct Orphans {
+    /// Calls whose userdata resolved to no bridge (counted on entry).
+    pub calls: AtomicU64,
     pub bad_userdata: AtomicU64,
     pub panicked: AtomicU64,
 }
 
 pub(crate) static ORPHANS: Orphans =
-    Orphans { bad_userdata: AtomicU64::new(0), panicked: AtomicU64::new(0) };
+    Orphans { calls: AtomicU64::new(0), bad_userdata: AtomicU64::new(0), panicked: AtomicU64::new(0) };

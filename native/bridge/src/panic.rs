@@ -106,12 +106,12 @@ pub(crate) trait PanicDefault {
 
 impl PanicDefault for i32 {
     fn on_panic() -> Self {
-        crate::ffi::EvbStatus::Panic as i32
+        crate::abi::EvbStatus::Panic as i32
     }
 }
 impl PanicDefault for i64 {
     fn on_panic() -> Self {
-        crate::ffi::EvbStatus::Panic as i64
+        crate::abi::EvbStatus::Panic as i64
     }
 }
 impl PanicDefault for u32 {
@@ -137,7 +137,7 @@ impl<T> PanicDefault for *mut T {
         std::ptr::null_mut()
     }
 }
-impl PanicDefault for crate::ffi::EvbEventCallback {
+impl PanicDefault for crate::abi::EvbEventCallback {
     fn on_panic() -> Self {
         None
     }

@@ -1,4 +1,4 @@
-//! Userdata tokens: the `void *userdata` the bridge hands to a C engine.
+//! Userdata tokens: the `void *userdata` the bridge hands to an engine.
 //!
 //! A token is not a pointer. It encodes a slot index into a fixed table the
 //! bridge owns and the generation of the registration in that slot:
@@ -11,35 +11,64 @@
 //!
 //! Lifetime: each slot has striped in-flight counters. A callback increments
 //! its stripe's counter before it reads the slot and decrements it when it is
-//! done with the bridge; freeing a bridge clears its slots and then waits for
-//! those counters to drain (both sides `SeqCst`, the same Dekker argument as
-//! the ring's doorbell). So even a careless engine that calls during or after
-//! `evb_bridge_free` cannot make the bridge touch freed memory.
+//! done with the bridge; detaching a bridge clears its slots and then waits
+//! for those counters to drain. So even a careless engine that calls during
+//! or after `evb_bridge_free` cannot make the bridge touch freed memory.
+//!
+//! # Memory ordering
+//!
+//! * Entering is the store-buffering (Dekker) pattern, as for the ring's
+//!   doorbell: the callback increments its counter, then reads the slot's
+//!   bridge; the detacher clears the bridge, then reads the counters. Each
+//!   side separates its write from its read with a `SeqCst` fence, so at
+//!   least one sees the other's write: either the callback finds the slot
+//!   empty, or the detacher finds the callback counted and waits. (With
+//!   `SeqCst` accesses and no fence the argument also holds in the C++
+//!   model, but loom models such accesses as acquire/release only; the fences
+//!   make the model check what the code relies on.)
+//! * Leaving: the callback decrements its counter with `Release`, and the
+//!   detacher reads the counters with `Acquire`, so everything the callback
+//!   did with the bridge happens before the detacher returns (and the bridge
+//!   is freed).
+//! * The slot's bridge and generation are written under the table's lock with
+//!   `Release` and read with `Acquire`: a callback that reads a bridge also
+//!   sees the writes that set it up. Revoking is a `compare_exchange` of the
+//!   generation; a call whose start happens after `revoke` returned (ordered
+//!   by whatever told the engine to stop calling) reads the cleared
+//!   generation by coherence and is counted as stale.
+//!
+//! The model in `tests/loom.rs` checks, over every interleaving of a
+//! callback with revoke, detach and re-issue: no call resolves as live after
+//! `revoke` returned, and no call is inside a bridge after `detach` returned.
 
-use crate::counters::{stripe_index, STRIPES};
-use crate::sync::Padded;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::Mutex;
+use crate::sync::{fence, spin_yield, stripe_index, AtomicPtr, AtomicU64, Mutex, Ordering, Padded, STRIPES};
 
 /// Number of token slots in the process.
+#[cfg(not(loom))]
 pub const SLOTS: usize = 64;
+/// Number of token slots (small, so the loom model stays small).
+#[cfg(loom)]
+pub const SLOTS: usize = 2;
 
-pub(crate) struct Slot<B> {
+struct Slot<B> {
     /// Generation of the live token, 0 when none.
     live_gen: AtomicU64,
     /// The bridge this slot belongs to, null when none.
     bridge: AtomicPtr<B>,
-    inflight: [Padded<AtomicU64>; STRIPES],
+    inflight: Box<[Padded<AtomicU64>]>,
 }
 
-pub(crate) struct Registry<B> {
-    slots: [Slot<B>; SLOTS],
-    /// Next generation to hand out; guarded so issue and revoke are ordered.
+/// The token table. One per process in the library (`bridge::REGISTRY`);
+/// tests make their own.
+pub struct Registry<B> {
+    slots: Box<[Slot<B>]>,
+    /// Next generation to hand out; the lock also orders issue, revoke and
+    /// detach with each other.
     next_gen: Mutex<u64>,
 }
 
 /// Outcome of resolving a token.
-pub(crate) enum Resolved<'a, B> {
+pub enum Resolved<'a, B> {
     /// Live token.
     Live(Held<'a, B>),
     /// Revoked token whose slot still belongs to a bridge.
@@ -50,7 +79,7 @@ pub(crate) enum Resolved<'a, B> {
 
 /// A bridge kept alive by the slot's in-flight count until this drops. The
 /// bridge is reachable only through `Deref`, so no reference outlives it.
-pub(crate) struct Held<'a, B> {
+pub struct Held<'a, B> {
     bridge: *const B,
     counter: &'a AtomicU64,
 }
@@ -69,70 +98,82 @@ impl<B> std::ops::Deref for Held<'_, B> {
 
 impl<B> Drop for Held<'_, B> {
     fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::SeqCst);
+        self.counter.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl<B> Default for Registry<B> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl<B> Registry<B> {
-    pub(crate) const fn new() -> Self {
+    /// An empty table.
+    pub fn new() -> Self {
         Registry {
-            slots: [const {
-                Slot {
+            slots: (0..SLOTS)
+                .map(|_| Slot {
                     live_gen: AtomicU64::new(0),
                     bridge: AtomicPtr::new(std::ptr::null_mut()),
-                    inflight: [const { Padded(AtomicU64::new(0)) }; STRIPES],
-                }
-            }; SLOTS],
+                    inflight: (0..STRIPES).map(|_| Padded(AtomicU64::new(0))).collect(),
+                })
+                .collect(),
             next_gen: Mutex::new(1),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+    fn lock(&self) -> impl std::ops::DerefMut<Target = u64> + '_ {
         self.next_gen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Issues a token for `bridge`. Returns `None` when all slots are live.
-    pub(crate) fn issue(&self, bridge: *mut B) -> Option<usize> {
+    /// Control thread.
+    pub fn issue(&self, bridge: *mut B) -> Option<usize> {
         let mut next = self.lock();
         // Prefer a slot no bridge uses, then a revoked one of this bridge, so
         // stale calls on a revoked slot stay attributed for as long as possible.
         let pick = self
             .slots
             .iter()
-            .position(|s| s.bridge.load(Ordering::SeqCst).is_null())
+            .position(|s| s.bridge.load(Ordering::Relaxed).is_null())
             .or_else(|| {
                 self.slots.iter().position(|s| {
-                    s.live_gen.load(Ordering::SeqCst) == 0 && s.bridge.load(Ordering::SeqCst) == bridge
+                    s.live_gen.load(Ordering::Relaxed) == 0 && s.bridge.load(Ordering::Relaxed) == bridge
                 })
             })?;
         let gen = *next;
         *next += 1;
         let slot = &self.slots[pick];
-        slot.bridge.store(bridge, Ordering::SeqCst);
-        slot.live_gen.store(gen, Ordering::SeqCst);
+        slot.bridge.store(bridge, Ordering::Release);
+        slot.live_gen.store(gen, Ordering::Release);
         Some((gen as usize) << 8 | (pick + 1))
     }
 
-    /// Revokes a live token. Returns false if it was not live.
-    pub(crate) fn revoke(&self, token: usize) -> bool {
+    /// Revokes a live token. Returns false if it was not live. A call that
+    /// resolves the token after this returns sees it stale. Control thread.
+    pub fn revoke(&self, token: usize) -> bool {
         let _g = self.lock();
         match Self::decode(token) {
-            Some((idx, gen)) => self.slots[idx].live_gen.compare_exchange(gen, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok(),
+            Some((idx, gen)) => {
+                self.slots[idx].live_gen.compare_exchange(gen, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            }
             None => false,
         }
     }
 
     /// Detaches every slot of `bridge` and waits until no callback is using
-    /// it. After this returns, no callback can reach `bridge`.
-    pub(crate) fn detach(&self, bridge: *mut B) {
+    /// it. After this returns, no callback can reach `bridge`. Control thread.
+    pub fn detach(&self, bridge: *mut B) {
         let _g = self.lock();
-        for slot in &self.slots {
-            if slot.bridge.load(Ordering::SeqCst) == bridge {
-                slot.live_gen.store(0, Ordering::SeqCst);
-                slot.bridge.store(std::ptr::null_mut(), Ordering::SeqCst);
-                for c in &slot.inflight {
-                    while c.load(Ordering::SeqCst) != 0 {
-                        std::thread::yield_now();
+        for slot in self.slots.iter() {
+            if slot.bridge.load(Ordering::Relaxed) == bridge {
+                slot.live_gen.store(0, Ordering::Release);
+                slot.bridge.store(std::ptr::null_mut(), Ordering::Release);
+                fence(Ordering::SeqCst); // the detacher's side of the Dekker pattern
+                for c in slot.inflight.iter() {
+                    while c.load(Ordering::Acquire) != 0 {
+                        spin_yield();
                     }
                 }
             }
@@ -148,19 +189,20 @@ impl<B> Registry<B> {
         Some((idx - 1, gen))
     }
 
-    /// Resolves a token without trusting it.
-    pub(crate) fn resolve(&self, token: usize) -> Resolved<'_, B> {
+    /// Resolves a token without trusting it. Any thread.
+    pub fn resolve(&self, token: usize) -> Resolved<'_, B> {
         let Some((idx, gen)) = Self::decode(token) else { return Resolved::Bad };
         let slot = &self.slots[idx];
         let counter = &slot.inflight[stripe_index()].0;
-        counter.fetch_add(1, Ordering::SeqCst);
-        let b = slot.bridge.load(Ordering::SeqCst);
+        counter.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst); // the callback's side of the Dekker pattern
+        let b = slot.bridge.load(Ordering::Acquire);
         if b.is_null() {
-            counter.fetch_sub(1, Ordering::SeqCst);
+            counter.fetch_sub(1, Ordering::Release);
             return Resolved::Bad;
         }
         let held = Held { bridge: b, counter };
-        if slot.live_gen.load(Ordering::SeqCst) == gen {
+        if slot.live_gen.load(Ordering::Acquire) == gen {
             Resolved::Live(held)
         } else {
             Resolved::Stale(held)

@@ -31,23 +31,19 @@
 //!
 //! # Record layout
 //!
-//! Each record starts at a multiple of [`RECORD_ALIGN`] and is
-//! [`RECORD_HEADER_LEN`] bytes of header followed by the payload, padded to
-//! the alignment. Fields are in native byte order (little-endian on every
-//! supported target); see `protocol/PROTOCOL.md` for the same table.
+//! Each record starts at a multiple of [`RECORD_ALIGN`] and is an
+//! [`EvbRecordHeader`] ([`RECORD_HEADER_LEN`] bytes, the table in
+//! `protocol/PROTOCOL.md`), the payload, the subject, and zero bytes up to
+//! the alignment (zeroed, so that no byte of an older record is ever handed
+//! out in a newer record's padding). The consumer writes the global sequence
+//! number into the header when it hands the record out.
 //!
-//! | offset | type | field |
-//! | --- | --- | --- |
-//! | 0 | u32 | record length in bytes, header and padding included |
-//! | 4 | u32 | payload length in bytes |
-//! | 8 | u32 | kind |
-//! | 12 | u32 | source id |
-//! | 16 | u32 | flags |
-//! | 20 | u32 | reserved, 0 |
-//! | 24 | u64 | per-source sequence number |
-//! | 32 | u64 | event timestamp, CLOCK_MONOTONIC ns |
-//! | 40 | u64 | global sequence number, written by the consumer |
-//! | 48 | bytes | payload |
+//! # Single consumer
+//!
+//! [`Ring::new`] returns the shared ring, which producers use through
+//! [`Ring::reserve`] from any thread, and the one [`Consumer`], which only
+//! its owner can use: [`Consumer::consume`] takes `&mut self`, so the
+//! single-consumer rule is the type system's, as in rtrb.
 //!
 //! # Memory ordering
 //!
@@ -67,14 +63,15 @@
 //!   the producer whose `swap(false)` returns `true` rings, so at most one
 //!   wakeup is ever pending.
 
+use crate::abi::{EvbDrain, EvbRecordHeader, EVB_RECORD_ALIGN, EVB_RECORD_HEADER_LEN};
 use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering, Padded};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::cell::UnsafeCell;
+use std::sync::Arc;
 
 /// Records start at multiples of this many bytes; one stamp covers one granule.
-pub const RECORD_ALIGN: u64 = 64;
+pub const RECORD_ALIGN: u64 = EVB_RECORD_ALIGN as u64;
 /// Bytes of header before each record's payload.
-pub const RECORD_HEADER_LEN: u64 = 48;
+pub const RECORD_HEADER_LEN: u64 = EVB_RECORD_HEADER_LEN as u64;
 /// Smallest data area accepted by [`Ring::new`], in bytes.
 pub const MIN_CAPACITY: u64 = 256;
 /// Largest data area accepted by [`Ring::new`], in bytes (4 GiB: record
@@ -86,14 +83,15 @@ const COMMITTED: u64 = 1;
 const DISCARDED: u64 = 2;
 const PADDING: u64 = 4;
 
-/// Total bytes one record with `payload_len` bytes of payload occupies.
-pub fn record_len(payload_len: u64) -> u64 {
-    (RECORD_HEADER_LEN + payload_len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
+/// Total bytes one record with `body_len` bytes of payload and subject occupies.
+pub fn record_len(body_len: u64) -> u64 {
+    (RECORD_HEADER_LEN + body_len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
 }
 
-/// Header fields a producer fills in; the consumer adds the global sequence.
+/// Header fields a producer fills in; the ring adds the lengths and the
+/// consumer the global sequence number.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecordHeader {
+pub struct RecordFields {
     /// Event kind.
     pub kind: u32,
     /// Source id.
@@ -115,30 +113,8 @@ pub enum CapacityError {
     NoMemory,
 }
 
-/// A run of committed records handed to the consumer, contiguous in the data
-/// area: `len` bytes from `offset`, `count` records numbered `first_seq`,
-/// `first_seq + 1`, ...
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Batch {
-    /// Byte offset of the first record in the data area.
-    pub offset: u64,
-    /// Bytes spanned by the batch's records.
-    pub len: u64,
-    /// Number of records.
-    pub count: u64,
-    /// Global sequence number of the first record (sequence numbers start at 1).
-    pub first_seq: u64,
-}
-
-struct ConsumerState {
-    /// End of the batch handed out last; released on the next `consume`.
-    handed_end: u64,
-    /// Sequence number the next record will get.
-    next_seq: u64,
-}
-
-/// The ring. Producers call [`Ring::reserve`] from any thread; exactly one
-/// consumer calls [`Ring::consume`].
+/// The ring's shared part. Producers call [`Ring::reserve`] from any thread;
+/// the one [`Consumer`] reads.
 pub struct Ring {
     data: *mut u8,
     stamps: Box<[AtomicU64]>,
@@ -151,27 +127,35 @@ pub struct Ring {
     armed: Padded<AtomicBool>,
     /// `extern "C" fn()` doorbell as an address, 0 for none.
     doorbell: AtomicUsize,
-    consumer: Padded<UnsafeCell<ConsumerState>>,
 }
 
 // SAFETY: the data area is shared by design; every byte of it is written by
 // the one producer that reserved it and read by the consumer only after the
-// stamp's Release/Acquire hand-over (module docs, "Memory ordering"). The
-// consumer state is touched only by the single consumer, which `consume`'s
-// safety contract requires.
+// stamp's Release/Acquire hand-over (module docs, "Memory ordering"). All
+// other shared state is atomic.
 unsafe impl Send for Ring {}
-// SAFETY: as for Send; all shared mutable state is atomic or protected by the
-// single-consumer contract.
+// SAFETY: as for Send.
 unsafe impl Sync for Ring {}
 
+/// The ring's only consumer. Not `Clone`; [`Consumer::consume`] takes
+/// `&mut self`, so at most one thread reads at a time.
+pub struct Consumer {
+    ring: Arc<Ring>,
+    /// End of the batch handed out last; released on the next `consume`.
+    handed_end: u64,
+    /// Sequence number the next record will get.
+    next_seq: u64,
+}
+
 impl Ring {
-    /// Creates a ring whose data area is `capacity` bytes, zeroed.
+    /// Creates a ring whose data area is `capacity` bytes, zeroed, and its
+    /// one consumer.
     ///
     /// # Errors
     /// [`CapacityError::OutOfRange`] unless `capacity` is a power of two in
     /// [`MIN_CAPACITY`]..=[`MAX_CAPACITY`]; [`CapacityError::NoMemory`] if
     /// allocation fails.
-    pub fn new(capacity: u64) -> Result<Ring, CapacityError> {
+    pub fn new(capacity: u64) -> Result<(Arc<Ring>, Consumer), CapacityError> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(CapacityError::OutOfRange);
         }
@@ -183,7 +167,7 @@ impl Ring {
             return Err(CapacityError::NoMemory);
         }
         let stamps = (0..capacity / RECORD_ALIGN).map(|_| AtomicU64::new(0)).collect();
-        Ok(Ring {
+        let ring = Arc::new(Ring {
             data,
             stamps,
             capacity,
@@ -193,8 +177,9 @@ impl Ring {
             consumer_pos: Padded(AtomicU64::new(0)),
             armed: Padded(AtomicBool::new(false)),
             doorbell: AtomicUsize::new(0),
-            consumer: Padded(UnsafeCell::new(ConsumerState { handed_end: 0, next_seq: 1 })),
-        })
+        });
+        let consumer = Consumer { ring: ring.clone(), handed_end: 0, next_seq: 1 };
+        Ok((ring, consumer))
     }
 
     fn layout(capacity: u64) -> Layout {
@@ -225,14 +210,14 @@ impl Ring {
         &self.stamps[((pos & self.mask) / RECORD_ALIGN) as usize]
     }
 
-    /// Reserves a record for `payload_len` bytes. Never blocks, never
-    /// allocates. Any thread.
+    /// Reserves a record for `payload_len` bytes of payload and `subject_len`
+    /// bytes of subject. Never blocks, never allocates. Any thread.
     ///
     /// Returns `None` when the ring has no room (the caller counts a drop).
-    /// The caller must ensure `record_len(payload_len) <= capacity / 2`, which
-    /// guarantees an empty ring always has room.
-    pub fn reserve(&self, payload_len: u32) -> Option<Reservation<'_>> {
-        let size = record_len(u64::from(payload_len));
+    /// The caller must ensure `record_len(payload_len + subject_len) <=
+    /// capacity / 2`, which guarantees an empty ring always has room.
+    pub fn reserve(&self, payload_len: u32, subject_len: u32) -> Option<Reservation<'_>> {
+        let size = record_len(u64::from(payload_len) + u64::from(subject_len));
         debug_assert!(size <= self.capacity / 2);
         // Producers check space against a cached copy of the consumer
         // position, which lags the real one, so the check is conservative;
@@ -280,7 +265,7 @@ impl Ring {
                 // lies within one lap (never wraps), so this thread owns those
                 // bytes until it stamps the record.
                 unsafe { self.write_u32(pos, 0, size as u32) };
-                return Some(Reservation { ring: self, pos, size, payload_len, done: false });
+                return Some(Reservation { ring: self, pos, size, payload_len, subject_len, done: false });
             }
         }
     }
@@ -289,8 +274,8 @@ impl Ring {
     /// The caller owns bytes `[pos + at, pos + at + 4)` of the data area.
     unsafe fn write_u32(&self, pos: u64, at: u64, v: u32) {
         // SAFETY: in bounds because records never wrap and at + 4 <= header;
-        // the caller owns the bytes. Unaligned write is not needed (4 | at)
-        // but write_unaligned keeps this free of alignment assumptions.
+        // the caller owns the bytes. write_unaligned keeps this free of
+        // alignment assumptions.
         unsafe { (self.data.add(((pos & self.mask) + at) as usize) as *mut u32).write_unaligned(v) }
     }
 
@@ -307,90 +292,6 @@ impl Ring {
         // SAFETY: in bounds (record start within the area); published by the
         // stamp's Acquire load in the caller.
         unsafe { (self.data.add((pos & self.mask) as usize) as *const u32).read_unaligned() }
-    }
-
-    /// Releases the previous batch and hands out the next one: at most
-    /// `max_bytes` bytes (but always at least one record if one is ready) and
-    /// at most `max_records` records.
-    ///
-    /// When nothing is ready and `arm` is true, the ring is armed: the next
-    /// commit or discard rings the doorbell (see [`Ring::set_doorbell`]). If
-    /// a record became ready while arming, it is returned and the arm stays,
-    /// so a returned empty batch with `arm` set always means "a doorbell will
-    /// come", and a doorbell may occasionally find nothing new.
-    ///
-    /// # Safety
-    /// Only one thread may be the consumer for the ring's whole life (calls
-    /// must not overlap). Bytes of the previous batch must no longer be read
-    /// after this call begins.
-    pub unsafe fn consume(&self, max_bytes: u64, max_records: u64, arm: bool) -> Batch {
-        // SAFETY: single consumer per this function's contract.
-        let st = unsafe { &mut *self.consumer.get() };
-        loop {
-            let mut pos = st.handed_end;
-            // Skip padding and discarded records in front of the next batch.
-            let start = loop {
-                let s = self.stamp(pos).load(Ordering::Acquire);
-                if s & !STATE_MASK != pos {
-                    break None;
-                }
-                match s & STATE_MASK {
-                    COMMITTED => break Some(pos),
-                    // SAFETY: a discarded stamp is published after the record
-                    // length was written (reserve writes it first).
-                    DISCARDED => pos += u64::from(unsafe { self.read_u32(pos) }),
-                    PADDING => pos = (pos | self.mask) + 1,
-                    // State 0: the zeroed initial stamp of position 0, never
-                    // written yet. Any other position's unwritten stamp
-                    // already failed the position check above.
-                    _ => break None,
-                }
-            };
-            // Everything before `pos` has been read: give it back to producers.
-            // Stored only when it moved, so that a consumer polling an empty
-            // ring does not keep stealing the cache line producers read.
-            if pos != st.handed_end || self.consumer_pos.load(Ordering::Relaxed) != pos {
-                self.consumer_pos.store(pos, Ordering::Release);
-            }
-            st.handed_end = pos;
-            if let Some(start) = start {
-                let mut count = 0;
-                while count < max_records.max(1)
-                    && (count == 0 || pos - start < max_bytes)
-                    && self.stamp(pos).load(Ordering::Acquire) == pos | COMMITTED
-                {
-                    // SAFETY: the Acquire load above published this record.
-                    let len = u64::from(unsafe { self.read_u32(pos) });
-                    // SAFETY: the record is committed and not yet handed out,
-                    // so the consumer owns it; offset 40 is the seq field.
-                    unsafe { self.write_u64(pos, 40, st.next_seq + count) };
-                    pos += len;
-                    count += 1;
-                    if pos & self.mask == 0 {
-                        break; // batches never span the end of the area
-                    }
-                }
-                let batch =
-                    Batch { offset: start & self.mask, len: pos - start, count, first_seq: st.next_seq };
-                st.next_seq += count;
-                st.handed_end = pos;
-                return batch;
-            }
-            if !arm {
-                return Batch { first_seq: st.next_seq, ..Batch::default() };
-            }
-            self.armed.store(true, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            let s = self.stamp(pos).load(Ordering::SeqCst);
-            if s & !STATE_MASK != pos || s & STATE_MASK == 0 {
-                return Batch { first_seq: st.next_seq, ..Batch::default() };
-            }
-            // Something became ready while arming: drain it now and leave the
-            // arm in place. The doorbell it may still cause is the one pending
-            // wakeup, and may find nothing. (Taking the arm back with a swap
-            // would save that wakeup, but the swap races the producers' and
-            // loom 0.7 mis-models that race; see tests/loom.rs.)
-        }
     }
 
     /// Whether the consumer is armed and waiting for a doorbell.
@@ -424,10 +325,96 @@ impl Ring {
     }
 }
 
+impl Consumer {
+    /// The ring this consumer reads.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Releases the previous batch and hands out the next one: at most
+    /// `max_bytes` bytes (but always at least one record if one is ready) and
+    /// at most `max_records` records. The batch's bytes may be read in place
+    /// (through [`Ring::data_ptr`]) until the next call.
+    ///
+    /// When nothing is ready and `arm` is true, the ring is armed: the next
+    /// commit or discard rings the doorbell (see [`Ring::set_doorbell`]). If
+    /// a record became ready while arming, it is returned and the arm stays,
+    /// so a returned empty batch with `arm` set always means "a doorbell will
+    /// come", and a doorbell may occasionally find nothing new.
+    pub fn consume(&mut self, max_bytes: u64, max_records: u64, arm: bool) -> EvbDrain {
+        let ring = &*self.ring;
+        loop {
+            let mut pos = self.handed_end;
+            // Skip padding and discarded records in front of the next batch.
+            let start = loop {
+                let s = ring.stamp(pos).load(Ordering::Acquire);
+                if s & !STATE_MASK != pos {
+                    break None;
+                }
+                match s & STATE_MASK {
+                    COMMITTED => break Some(pos),
+                    // SAFETY: a discarded stamp is published after the record
+                    // length was written (reserve writes it first).
+                    DISCARDED => pos += u64::from(unsafe { ring.read_u32(pos) }),
+                    PADDING => pos = (pos | ring.mask) + 1,
+                    // State 0: the zeroed initial stamp of position 0, never
+                    // written yet. Any other position's unwritten stamp
+                    // already failed the position check above.
+                    _ => break None,
+                }
+            };
+            // Everything before `pos` has been read: give it back to producers.
+            // Stored only when it moved, so that a consumer polling an empty
+            // ring does not keep stealing the cache line producers read.
+            if pos != self.handed_end || ring.consumer_pos.load(Ordering::Relaxed) != pos {
+                ring.consumer_pos.store(pos, Ordering::Release);
+            }
+            self.handed_end = pos;
+            if let Some(start) = start {
+                let mut count = 0;
+                while count < max_records.max(1)
+                    && (count == 0 || pos - start < max_bytes)
+                    && ring.stamp(pos).load(Ordering::Acquire) == pos | COMMITTED
+                {
+                    // SAFETY: the Acquire load above published this record.
+                    let len = u64::from(unsafe { ring.read_u32(pos) });
+                    // SAFETY: the record is committed and not yet handed out,
+                    // so the consumer owns it; this is the header's seq field.
+                    unsafe { ring.write_u64(pos, std::mem::offset_of!(EvbRecordHeader, seq) as u64, self.next_seq + count) };
+                    pos += len;
+                    count += 1;
+                    if pos & ring.mask == 0 {
+                        break; // batches never span the end of the area
+                    }
+                }
+                let batch = EvbDrain { offset: start & ring.mask, len: pos - start, count, first_seq: self.next_seq };
+                self.next_seq += count;
+                self.handed_end = pos;
+                return batch;
+            }
+            if !arm {
+                return EvbDrain { first_seq: self.next_seq, ..EvbDrain::default() };
+            }
+            ring.armed.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let s = ring.stamp(pos).load(Ordering::SeqCst);
+            if s & !STATE_MASK != pos || s & STATE_MASK == 0 {
+                return EvbDrain { first_seq: self.next_seq, ..EvbDrain::default() };
+            }
+            // Something became ready while arming: drain it now and leave the
+            // arm in place. The doorbell it may still cause is the one pending
+            // wakeup, and may find nothing. (Taking the arm back with a swap
+            // would save that wakeup, but the swap races the producers' and
+            // loom 0.7 mis-models that race; see tests/loom.rs.)
+        }
+    }
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
         // SAFETY: `data` came from alloc_zeroed with this exact layout and is
-        // freed once; &mut self proves no reservation or batch is alive.
+        // freed once; &mut self proves no reservation, consumer or batch
+        // reader is alive (each holds a borrow or the Arc).
         unsafe { dealloc(self.data, Self::layout(self.capacity)) }
     }
 }
@@ -440,32 +427,51 @@ pub struct Reservation<'a> {
     pos: u64,
     size: u64,
     payload_len: u32,
+    subject_len: u32,
     done: bool,
 }
 
 impl Reservation<'_> {
-    /// Writes the header fields.
-    pub fn write_header(&mut self, h: &RecordHeader) {
+    /// Writes the header and zeroes the padding after payload and subject.
+    pub fn write_header(&mut self, f: &RecordFields) {
+        let h = EvbRecordHeader {
+            record_len: self.size as u32,
+            payload_len: self.payload_len,
+            kind: f.kind,
+            source_id: f.source_id,
+            flags: f.flags,
+            subject_len: self.subject_len,
+            source_seq: f.source_seq,
+            ts_ns: f.ts_ns,
+            seq: 0,
+        };
+        let at = (self.pos & self.ring.mask) as usize;
+        let body_end = RECORD_HEADER_LEN as usize + self.payload_len as usize + self.subject_len as usize;
         // SAFETY: this reservation owns [pos, pos + size) and size covers the
-        // header; offsets are those of the module's layout table.
+        // header and the padding, which ends at pos + size within the area
+        // (records never wrap).
         unsafe {
-            self.ring.write_u32(self.pos, 4, self.payload_len);
-            self.ring.write_u32(self.pos, 8, h.kind);
-            self.ring.write_u32(self.pos, 12, h.source_id);
-            self.ring.write_u32(self.pos, 16, h.flags);
-            self.ring.write_u32(self.pos, 20, 0);
-            self.ring.write_u64(self.pos, 24, h.source_seq);
-            self.ring.write_u64(self.pos, 32, h.ts_ns);
+            (self.ring.data.add(at) as *mut EvbRecordHeader).write_unaligned(h);
+            std::ptr::write_bytes(self.ring.data.add(at + body_end), 0, self.size as usize - body_end);
         }
     }
 
     /// The payload area, exactly the reserved payload length.
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        let off = ((self.pos & self.ring.mask) + RECORD_HEADER_LEN) as usize;
+        self.body(RECORD_HEADER_LEN as usize, self.payload_len as usize)
+    }
+
+    /// The subject area, exactly the reserved subject length.
+    pub fn subject_mut(&mut self) -> &mut [u8] {
+        self.body(RECORD_HEADER_LEN as usize + self.payload_len as usize, self.subject_len as usize)
+    }
+
+    fn body(&mut self, from: usize, len: usize) -> &mut [u8] {
+        let off = (self.pos & self.ring.mask) as usize + from;
         // SAFETY: the reservation owns these bytes exclusively and they are in
-        // bounds (off + payload_len <= record end <= capacity); &mut self
-        // prevents a second live slice.
-        unsafe { std::slice::from_raw_parts_mut(self.ring.data.add(off), self.payload_len as usize) }
+        // bounds (from + len <= header + payload + subject <= record end <=
+        // capacity); &mut self prevents a second live slice.
+        unsafe { std::slice::from_raw_parts_mut(self.ring.data.add(off), len) }
     }
 
     /// Bytes this record occupies in the ring.

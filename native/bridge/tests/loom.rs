@@ -1,5 +1,6 @@
-//! Loom model of the ring's reserve, commit, consume and doorbell, run on the
-//! real `ring` module (its atomics come from loom under `--cfg loom`):
+//! Loom models of the ring's reserve, commit, consume and doorbell, and of
+//! the userdata token registry, run on the real `ring` and `registry`
+//! modules (their atomics come from loom under `--cfg loom`):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" cargo test --release --test loom
@@ -10,7 +11,8 @@
 //! loom does not track; the atomics that order them are what is checked.
 #![cfg(loom)]
 
-use evbridge::ring::{RecordHeader, Ring};
+use evbridge::registry::{Registry, Resolved};
+use evbridge::ring::{RecordFields, Ring};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -31,14 +33,14 @@ use loom::thread;
 #[test]
 fn doorbell_is_never_lost_and_never_doubled() {
     loom::model(|| {
-        let ring = Arc::new(Ring::new(256).unwrap());
+        let (ring, mut cons) = Ring::new(256).unwrap();
         let rang = Arc::new(AtomicUsize::new(0));
         let producers: Vec<_> = (0..2u32)
             .map(|p| {
                 let (ring, rang) = (ring.clone(), rang.clone());
                 thread::spawn(move || {
-                    let mut r = ring.reserve(8).expect("256 bytes hold four records");
-                    r.write_header(&RecordHeader { source_id: p, ..Default::default() });
+                    let mut r = ring.reserve(8, 0).expect("256 bytes hold four records");
+                    r.write_header(&RecordFields { source_id: p, ..Default::default() });
                     if r.commit() {
                         rang.fetch_add(1, Ordering::SeqCst);
                     }
@@ -48,8 +50,7 @@ fn doorbell_is_never_lost_and_never_doubled() {
 
         let (mut seen, mut calls, mut rings_seen) = (0, 0, 0);
         while seen < 2 {
-            // SAFETY: this thread is the only consumer.
-            let b = unsafe { ring.consume(u64::MAX, u64::MAX, true) };
+            let b = cons.consume(u64::MAX, u64::MAX, true);
             calls += 1;
             assert_eq!(b.first_seq, 1 + seen, "dense sequence numbers");
             seen += b.count;
@@ -69,8 +70,7 @@ fn doorbell_is_never_lost_and_never_doubled() {
         }
         let rings = rang.load(Ordering::SeqCst);
         assert!(rings <= calls, "{rings} doorbells for {calls} drain calls");
-        // SAFETY: as above.
-        assert_eq!(unsafe { ring.consume(u64::MAX, u64::MAX, false) }.count, 0, "nothing delivered twice");
+        assert_eq!(cons.consume(u64::MAX, u64::MAX, false).count, 0, "nothing delivered twice");
     });
 }
 
@@ -79,23 +79,22 @@ fn doorbell_is_never_lost_and_never_doubled() {
 #[test]
 fn discard_is_skipped_under_concurrency() {
     loom::model(|| {
-        let ring = Arc::new(Ring::new(256).unwrap());
+        let (ring, mut cons) = Ring::new(256).unwrap();
         let a = {
             let ring = ring.clone();
             thread::spawn(move || {
-                drop(ring.reserve(8).unwrap()); // abandoned mid-write
+                drop(ring.reserve(8, 0).unwrap()); // abandoned mid-write
             })
         };
         let b = {
             let ring = ring.clone();
             thread::spawn(move || {
-                ring.reserve(8).unwrap().commit();
+                ring.reserve(8, 0).unwrap().commit();
             })
         };
         a.join().unwrap();
         b.join().unwrap();
-        // SAFETY: this thread is the only consumer.
-        let got = unsafe { ring.consume(u64::MAX, u64::MAX, false) };
+        let got = cons.consume(u64::MAX, u64::MAX, false);
         assert_eq!((got.count, got.first_seq), (1, 1));
     });
 }
@@ -106,14 +105,14 @@ fn discard_is_skipped_under_concurrency() {
 #[test]
 fn reservations_are_disjoint_and_bounded() {
     loom::model(|| {
-        let ring = Arc::new(Ring::new(256).unwrap());
-        ring.reserve(8).unwrap().commit(); // occupies the first 64 bytes
+        let (ring, mut cons) = Ring::new(256).unwrap();
+        ring.reserve(8, 0).unwrap().commit(); // occupies the first 64 bytes
         let ok = Arc::new(AtomicUsize::new(0));
         let hs: Vec<_> = (0..3)
             .map(|_| {
                 let (ring, ok) = (ring.clone(), ok.clone());
                 thread::spawn(move || {
-                    if let Some(r) = ring.reserve(8) {
+                    if let Some(r) = ring.reserve(8, 0) {
                         ok.fetch_add(1, Ordering::SeqCst);
                         r.commit();
                     }
@@ -124,9 +123,69 @@ fn reservations_are_disjoint_and_bounded() {
             h.join().unwrap();
         }
         assert_eq!(ok.load(Ordering::SeqCst), 3);
-        assert!(ring.reserve(8).is_none(), "ring is full");
-        // SAFETY: this thread is the only consumer.
-        let got = unsafe { ring.consume(u64::MAX, u64::MAX, false) };
+        assert!(ring.reserve(8, 0).is_none(), "ring is full");
+        let got = cons.consume(u64::MAX, u64::MAX, false);
         assert_eq!((got.offset, got.len, got.count), (0, 256, 4));
+    });
+}
+
+/// A stand-in for a bridge: `alive` is cleared when it is "freed".
+struct FakeBridge {
+    alive: loom::sync::atomic::AtomicBool,
+}
+
+/// A callback races revoke, detach (the free path) and re-issue of the slot
+/// to another bridge. Checked in every interleaving:
+/// * a call that starts after `revoke` returned never resolves as live;
+/// * a call never sees its bridge freed while it holds it (detach waits for
+///   calls in flight, and a re-issued slot is not entered under the old
+///   bridge's name);
+/// * a live call always names the bridge its token was issued for.
+#[test]
+fn registry_revoke_detach_and_reuse_never_let_a_call_through() {
+    loom::model(|| {
+        let reg = Arc::new(Registry::<FakeBridge>::new());
+        let a = Box::into_raw(Box::new(FakeBridge { alive: loom::sync::atomic::AtomicBool::new(true) }));
+        let b = Box::into_raw(Box::new(FakeBridge { alive: loom::sync::atomic::AtomicBool::new(true) }));
+        let token = reg.issue(a).expect("a free slot");
+        let revoked = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        let (a_addr, b_addr) = (a as usize, b as usize);
+
+        let caller = {
+            let (reg, revoked) = (reg.clone(), revoked.clone());
+            thread::spawn(move || {
+                let after_revoke = revoked.load(Ordering::SeqCst);
+                match reg.resolve(token) {
+                    Resolved::Live(h) => {
+                        assert!(!after_revoke, "a call that started after revoke returned was let through");
+                        assert_eq!(&*h as *const FakeBridge as usize, a_addr, "a live call names its own bridge");
+                        assert!(h.alive.load(Ordering::SeqCst), "a live call's bridge was freed under it");
+                    }
+                    Resolved::Stale(h) => {
+                        let at = &*h as *const FakeBridge as usize;
+                        assert!(at == a_addr || at == b_addr);
+                        assert!(h.alive.load(Ordering::SeqCst), "a stale call's bridge was freed under it");
+                    }
+                    Resolved::Bad => {}
+                }
+            })
+        };
+
+        // The control thread: revoke, detach and "free" a, re-issue to b.
+        assert!(reg.revoke(token));
+        revoked.store(true, Ordering::SeqCst);
+        reg.detach(a);
+        // SAFETY: `a` came from Box::into_raw and is freed once; detach has
+        // returned, so no call holds it (what the model checks).
+        unsafe { (*a).alive.store(false, Ordering::SeqCst) };
+        let t2 = reg.issue(b).expect("the slot is free again");
+        caller.join().unwrap();
+        assert!(reg.revoke(t2));
+        reg.detach(b);
+        // SAFETY: both came from Box::into_raw, each freed once, after detach.
+        unsafe {
+            drop(Box::from_raw(a));
+            drop(Box::from_raw(b));
+        }
     });
 }

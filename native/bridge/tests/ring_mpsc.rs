@@ -1,7 +1,7 @@
 //! The ring under 8 concurrent producers and a live consumer: exact
 //! accounting, per-producer order, intact payloads, and skipped discards.
 
-use evbridge::ring::{record_len, RecordHeader, Ring};
+use evbridge::ring::{record_len, RecordFields, Ring};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
 /// Every 1000th reservation is dropped uncommitted (a discard). With
 /// `retry`, a producer that finds the ring full yields and tries again.
 fn run(capacity: u64, retry: bool) -> (u64, u64, u64, u64) {
-    let ring = Arc::new(Ring::new(capacity).unwrap());
+    let (ring, mut cons) = Ring::new(capacity).unwrap();
     let accepted = Arc::new(AtomicU64::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
     let discarded = Arc::new(AtomicU64::new(0));
@@ -33,7 +33,7 @@ fn run(capacity: u64, retry: bool) -> (u64, u64, u64, u64) {
                 for n in 0..PER_PRODUCER {
                     let len = (n % 40) as u32 + 8;
                     let mut r = loop {
-                        match ring.reserve(len) {
+                        match ring.reserve(len, 0) {
                             Some(r) => break Some(r),
                             None if retry => std::thread::yield_now(),
                             None => break None,
@@ -43,7 +43,7 @@ fn run(capacity: u64, retry: bool) -> (u64, u64, u64, u64) {
                         dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    r.write_header(&RecordHeader { kind: 3, source_id: p, flags: 0, source_seq: n, ts_ns: n });
+                    r.write_header(&RecordFields { kind: 3, source_id: p, flags: 0, source_seq: n, ts_ns: n });
                     let pl = r.payload_mut();
                     pl[..8].copy_from_slice(&n.to_le_bytes());
                     for (i, b) in pl[8..].iter_mut().enumerate() {
@@ -69,8 +69,7 @@ fn run(capacity: u64, retry: bool) -> (u64, u64, u64, u64) {
             let mut expect_seq = 1u64;
             loop {
                 let finished = done.load(Ordering::Acquire);
-                // SAFETY: this thread is the only consumer.
-                let b = unsafe { ring.consume(64 * 1024, 4096, false) };
+                let b = cons.consume(64 * 1024, 4096, false);
                 assert_eq!(b.first_seq, expect_seq, "global sequence numbers have no holes");
                 expect_seq += b.count;
                 // SAFETY: the batch's bytes are ours until the next consume.
@@ -146,28 +145,25 @@ fn capacity_is_checked() {
 
 #[test]
 fn padding_at_the_end_keeps_records_contiguous() {
-    let ring = Ring::new(256).unwrap();
+    let (ring, mut cons) = Ring::new(256).unwrap();
     // 3 x 64-byte records, consume them, then a 128-byte record must wrap.
     for n in 0..3 {
-        let mut r = ring.reserve(8).unwrap();
-        r.write_header(&RecordHeader { source_seq: n, ..Default::default() });
+        let mut r = ring.reserve(8, 0).unwrap();
+        r.write_header(&RecordFields { source_seq: n, ..Default::default() });
         r.commit();
     }
-    // SAFETY: single consumer in this test.
-    let b = unsafe { ring.consume(u64::MAX, u64::MAX, false) };
+    let b = cons.consume(u64::MAX, u64::MAX, false);
     assert_eq!((b.offset, b.count, b.first_seq), (0, 3, 1));
-    assert!(ring.reserve(64).is_none(), "a handed-out batch is not released until the next consume");
-    // SAFETY: as above.
-    assert_eq!(unsafe { ring.consume(u64::MAX, u64::MAX, false) }.count, 0);
-    let mut r = ring.reserve(64).unwrap(); // 48 + 64 -> 128 bytes, only 64 left before the end
+    assert!(ring.reserve(64, 0).is_none(), "a handed-out batch is not released until the next consume");
+    assert_eq!(cons.consume(u64::MAX, u64::MAX, false).count, 0);
+    let mut r = ring.reserve(64, 0).unwrap(); // 48 + 64 -> 128 bytes, only 64 left before the end
     assert_eq!(r.size(), 128);
     r.payload_mut().fill(7);
     r.commit();
-    // SAFETY: as above.
-    let b = unsafe { ring.consume(u64::MAX, u64::MAX, false) };
+    let b = cons.consume(u64::MAX, u64::MAX, false);
     assert_eq!((b.offset, b.len, b.count, b.first_seq), (0, 128, 1, 4), "placed at offset 0 after padding");
     // Full now? 64 bytes of padding were released, 128 used: 128 free.
-    assert!(ring.reserve(64).is_some());
+    assert!(ring.reserve(64, 0).is_some());
 }
 
 #[test]
@@ -177,37 +173,60 @@ fn doorbell_rings_once_per_arming() {
     extern "C" fn bell() {
         RINGS.fetch_add(1, Ordering::SeqCst);
     }
-    let ring = Ring::new(4096).unwrap();
+    let (ring, mut cons) = Ring::new(4096).unwrap();
     ring.set_doorbell(Some(bell));
     // Not armed: commits do not ring.
-    ring.reserve(8).unwrap().commit();
+    ring.reserve(8, 0).unwrap().commit();
     assert_eq!(RINGS.load(Ordering::SeqCst), 0);
-    // SAFETY: single consumer in this test.
-    let b = unsafe { ring.consume(u64::MAX, u64::MAX, true) };
+    let b = cons.consume(u64::MAX, u64::MAX, true);
     assert_eq!(b.count, 1, "ready records are returned, not armed over");
-    // SAFETY: as above.
-    let b = unsafe { ring.consume(u64::MAX, u64::MAX, true) };
+    let b = cons.consume(u64::MAX, u64::MAX, true);
     assert_eq!(b.count, 0);
     assert!(ring.is_armed());
     for _ in 0..5 {
-        ring.reserve(8).unwrap().commit();
+        ring.reserve(8, 0).unwrap().commit();
     }
     assert_eq!(RINGS.load(Ordering::SeqCst), 1, "five commits, one pending wakeup");
     assert!(!ring.is_armed());
-    // SAFETY: as above.
-    let b = unsafe { ring.consume(u64::MAX, u64::MAX, true) };
+    let b = cons.consume(u64::MAX, u64::MAX, true);
     assert_eq!(b.count, 5);
+}
+
+#[test]
+fn subject_follows_the_payload_and_padding_is_zeroed() {
+    let (ring, mut cons) = Ring::new(256).unwrap();
+    // Fill the first 128 bytes with 0xff, release them, and wrap back over them.
+    let mut r = ring.reserve(80, 0).unwrap();
+    r.payload_mut().fill(0xff);
+    r.commit();
+    assert_eq!(cons.consume(u64::MAX, u64::MAX, false).count, 1);
+    let mut r = ring.reserve(64, 0).unwrap();
+    r.payload_mut().fill(0xff);
+    r.commit();
+    assert_eq!(cons.consume(u64::MAX, u64::MAX, false).count, 1);
+    // 48 + 5 + 3 = 56 bytes of a 64-byte record at offset 0 (after padding).
+    let mut r = ring.reserve(5, 3).unwrap();
+    r.write_header(&RecordFields { kind: 3, ..Default::default() });
+    r.payload_mut().copy_from_slice(b"hello");
+    r.subject_mut().copy_from_slice(b"a.b");
+    r.commit();
+    let b = cons.consume(u64::MAX, u64::MAX, false);
+    assert_eq!((b.count, b.len), (1, 64));
+    // SAFETY: the batch's bytes are ours until the next consume.
+    let rec = unsafe { std::slice::from_raw_parts(ring.data_ptr().add(b.offset as usize), 64) };
+    assert_eq!((read_u32(rec, 0), read_u32(rec, 4), read_u32(rec, 20)), (64, 5, 3), "lengths in the header");
+    assert_eq!(&rec[48..53], b"hello");
+    assert_eq!(&rec[53..56], b"a.b");
+    assert!(rec[56..].iter().all(|&x| x == 0), "padding is zeroed, not an older record's bytes: {:?}", &rec[56..]);
 }
 
 #[test]
 fn consumer_first_then_producer_at_position_zero() {
     // Regression (found by the loom model): the zeroed stamp of position 0
     // must read as "not yet written", not as padding.
-    let ring = Ring::new(256).unwrap();
-    // SAFETY: single consumer in this test.
-    assert_eq!(unsafe { ring.consume(u64::MAX, u64::MAX, true) }.count, 0);
-    ring.reserve(8).unwrap().commit();
-    // SAFETY: as above.
-    let b = unsafe { ring.consume(u64::MAX, u64::MAX, true) };
+    let (ring, mut cons) = Ring::new(256).unwrap();
+    assert_eq!(cons.consume(u64::MAX, u64::MAX, true).count, 0);
+    ring.reserve(8, 0).unwrap().commit();
+    let b = cons.consume(u64::MAX, u64::MAX, true);
     assert_eq!((b.offset, b.count, b.first_seq), (0, 1, 1));
 }

@@ -39,7 +39,7 @@ const goal = (ok) => (ok ? 'met' : '**NOT met**');
 // Idle CPU: a default daemon (UDP + 1 Hz tick, no clients) runs through the
 // whole benchmark; its CPU time is read after a 10 s settling period and at
 // the end. It only ever counts its own CPU time.
-const idle = await startDaemon(['--tick-hz', '1']);
+const idle = await startDaemon(['--engine-set', 'tick.hz=1']);
 let idleCpu0;
 const idleWarm = sleep(10_000).then(() => {
   idleCpu0 = { t: Date.now(), cpu: cpuSeconds(idle.p.pid) };

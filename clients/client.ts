@@ -11,19 +11,30 @@
  *   replays from its window, so nothing is lost silently: whatever cannot be
  *   replayed arrives as a gap item (`out_of_window`, or `new_epoch` after a
  *   daemon restart).
+ * - Every server frame is validated (protocol/messages.ts
+ *   `ServerMessageSchema`, and the binary decoder's checks); a frame that
+ *   fails ends the connection (1002) and the client reconnects.
+ * - An `error` frame about this subscription before it was accepted (a bad
+ *   filter) ends the Observable with a `DaemonError`; other error frames
+ *   leave the connection and the stream as they are (PROTOCOL.md: the
+ *   connection stays open) and go to `onNotice`.
  * - Auth: the token goes in the `access_token` query parameter, which
  *   browsers can send (they cannot set headers on a WebSocket). A 401/403
- *   ends the Observable with an `AuthError` instead of retrying (Node only:
- *   browsers do not expose the handshake status, so they retry).
+ *   ends the Observable with an `AuthError` instead of retrying (Node only,
+ *   from ws's `unexpected-response` event: browsers do not expose the
+ *   handshake status, so they retry).
+ * - `giveUpAfterMs`: when no connection has opened for that long, the
+ *   Observable ends with a `ConnectError`; `onNotice` hears each failed try.
  */
 import { Observable } from 'rxjs';
 import { decodeEventsFrame } from '../protocol/binary.js';
-import { KIND_BY_NUMBER, type KindName, type ServerMessage, SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON, type WireEvent } from '../protocol/messages.js';
+import { type KindName, ServerMessageSchema, SUBPROTOCOL_BINARY, SUBPROTOCOL_JSON } from '../protocol/messages.js';
 
 /** One event as the client emits it, whatever the encoding. */
 export interface ClientEvent {
   seq: number;
-  kind: KindName | 'unknown';
+  /** Kind name ('unknown' if the hello did not name its number). */
+  kind: KindName;
   source: number;
   sourceSeq: number;
   /** Engine timestamp, CLOCK_MONOTONIC ns. */
@@ -31,6 +42,8 @@ export interface ClientEvent {
   /** Wall-clock Unix ms. */
   time: number;
   payload: Uint8Array;
+  /** The event's subject, if it has one. */
+  subject?: string;
   /** The daemon run this seq belongs to. */
   epoch: string;
 }
@@ -49,6 +62,8 @@ export type StreamItem = { type: 'event'; event: ClientEvent } | { type: 'gap'; 
 export interface Filter {
   kinds?: KindName[];
   sources?: number[];
+  /** Subject patterns with NATS wildcards (`*` one token, `>` the rest). */
+  subjects?: string[];
   /** First seq wanted, inclusive (resume point); with `epoch`, of that epoch. */
   fromSeq?: number;
   epoch?: string;
@@ -64,8 +79,16 @@ export interface SocketLike {
   onerror: ((ev: { message?: string }) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
+  /** Node's `ws` only: the handshake's HTTP response when it was not 101. */
+  on?(event: 'unexpected-response', listener: (req: unknown, res: { statusCode?: number }) => void): unknown;
 }
 export type SocketFactory = (url: string, protocols: string[]) => SocketLike | Promise<SocketLike>;
+
+/** Something the client noticed and carried on after. */
+export type Notice =
+  | { type: 'connect_failed'; attempt: number; message: string }
+  | { type: 'daemon_error'; code: string; message: string }
+  | { type: 'bad_frame'; message: string };
 
 export interface ClientOptions {
   /** e.g. ws://127.0.0.1:8080/v1/stream */
@@ -76,8 +99,12 @@ export interface ClientOptions {
   backoff?: { initialMs?: number; maxMs?: number; factor?: number };
   /** false: end the Observable with the first connection. Default true. */
   reconnect?: boolean;
+  /** End with a ConnectError when no connection opened for this long (ms). Default: never. */
+  giveUpAfterMs?: number;
   /** How to open sockets; default: global WebSocket, else the `ws` package. */
   socket?: SocketFactory;
+  /** Hears what the client noticed and carried on after. */
+  onNotice?: (n: Notice) => void;
 }
 
 /** The daemon refused the credentials (HTTP 401 or 403 on the upgrade). */
@@ -88,6 +115,25 @@ export class AuthError extends Error {
   ) {
     super(message);
     this.name = 'AuthError';
+  }
+}
+
+/** No connection could be opened within `giveUpAfterMs`. */
+export class ConnectError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectError';
+  }
+}
+
+/** The daemon refused the subscription (an `error` frame naming it). */
+export class DaemonError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DaemonError';
   }
 }
 
@@ -111,6 +157,9 @@ function base64ToBytes(s: string): Uint8Array {
   return out;
 }
 
+/** The subscription id this client uses on each of its connections. */
+const SUB = 's';
+
 export class EvbridgeClient {
   constructor(private readonly opts: ClientOptions) {}
 
@@ -122,6 +171,7 @@ export class EvbridgeClient {
     const initial = o.backoff?.initialMs ?? 100;
     const cap = o.backoff?.maxMs ?? 10_000;
     const factor = o.backoff?.factor ?? 2;
+    const notice = o.onNotice ?? (() => {});
     return new Observable<StreamItem>((sub) => {
       let sock: SocketLike | undefined;
       let stopped = false;
@@ -129,8 +179,15 @@ export class EvbridgeClient {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let epoch = filter.epoch;
       let next = filter.fromSeq; // resume point
+      let lastOpen = Date.now();
       const url = o.token ? `${o.url}${o.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(o.token)}` : o.url;
 
+      const end = (err?: Error) => {
+        stopped = true;
+        clearTimeout(timer);
+        if (err) sub.error(err);
+        else sub.complete();
+      };
       const emitEvent = (e: ClientEvent) => {
         if (next !== undefined && e.seq < next) return; // never a duplicate
         next = e.seq + 1;
@@ -142,7 +199,7 @@ export class EvbridgeClient {
         try {
           s = await open(url, [encoding === 'binary' ? SUBPROTOCOL_BINARY : SUBPROTOCOL_JSON]);
         } catch (err) {
-          return sub.error(err);
+          return end(err as Error);
         }
         if (stopped) {
           // Torn down while the socket was opening: close it quietly (ws
@@ -153,27 +210,69 @@ export class EvbridgeClient {
         sock = s;
         s.binaryType = 'arraybuffer';
         let current = '';
+        let accepted = false;
+        let opened = false;
+        const kindNames = new Map<number, string>();
+        const broken = (message: string) => {
+          notice({ type: 'bad_frame', message });
+          s.close(1002, 'bad frame from the daemon'); // then reconnect
+        };
+        s.onopen = () => {
+          opened = true;
+          lastOpen = Date.now();
+        };
+        let noted = false; // this attempt's failure was reported already
+        s.on?.('unexpected-response', (_req, res) => {
+          const status = res.statusCode ?? 0;
+          noted = true;
+          if (status === 401 || status === 403) {
+            end(new AuthError(status, `evbridge refused the connection: HTTP ${status} (${status === 401 ? 'missing or wrong token' : 'origin not allowed'})`));
+          } else notice({ type: 'connect_failed', attempt, message: `HTTP ${status} on the upgrade` });
+          s.close(); // ws leaves the handshake open for this listener to end
+        });
         s.onmessage = (ev) => {
           const bytes = toBytes(ev.data);
           if (bytes) {
             const r = decodeEventsFrame(bytes);
-            if (!r.ok) return sub.error(new Error(`bad binary frame from the daemon: ${r.message}`));
+            if (!r.ok) return broken(`bad binary frame: ${r.message}`);
             for (const b of r.frame.events) {
-              emitEvent({ seq: b.seq, kind: KIND_BY_NUMBER.get(b.kind) ?? 'unknown', source: b.source, sourceSeq: b.sourceSeq, ts: b.tsNs, time: b.timeMs, payload: b.payload, epoch: current });
+              emitEvent({
+                seq: b.seq,
+                kind: kindNames.get(b.kind) ?? 'unknown',
+                source: b.source,
+                sourceSeq: b.sourceSeq,
+                ts: b.tsNs,
+                time: b.timeMs,
+                payload: b.payload,
+                ...(b.subject !== undefined ? { subject: b.subject } : {}),
+                epoch: current,
+              });
             }
             return;
           }
-          const m = JSON.parse(String(ev.data)) as ServerMessage;
+          let raw: unknown;
+          try {
+            raw = JSON.parse(String(ev.data));
+          } catch {
+            return broken('a text frame that is not JSON');
+          }
+          const type = (raw as { type?: unknown } | null)?.type;
+          if (!['hello', 'subscribed', 'unsubscribed', 'events', 'gap', 'error'].includes(String(type))) return; // future types
+          const parsed = ServerMessageSchema.safeParse(raw);
+          if (!parsed.success) return broken(`invalid ${String(type)} message: ${parsed.error.issues[0]?.message ?? ''}`);
+          const m = parsed.data;
           switch (m.type) {
             case 'hello': {
               current = m.epoch;
               attempt = 0;
+              for (const k of m.engine?.kinds ?? []) kindNames.set(k.number, k.name);
               s.send(
                 JSON.stringify({
                   type: 'subscribe',
-                  id: 's',
+                  id: SUB,
                   ...(filter.kinds ? { kinds: filter.kinds } : {}),
                   ...(filter.sources ? { sources: filter.sources } : {}),
+                  ...(filter.subjects ? { subjects: filter.subjects } : {}),
                   ...(next !== undefined ? { from_seq: next } : {}),
                   ...(next !== undefined && epoch !== undefined ? { epoch } : {}),
                 }),
@@ -182,9 +281,22 @@ export class EvbridgeClient {
               epoch = current;
               return;
             }
+            case 'subscribed':
+              if (m.id === SUB) accepted = true;
+              return;
             case 'events':
-              for (const w of m.events as WireEvent[]) {
-                emitEvent({ seq: w.seq, kind: w.kind, source: w.source, sourceSeq: w.source_seq, ts: BigInt(w.ts), time: w.time, payload: base64ToBytes(w.payload), epoch: current });
+              for (const w of m.events) {
+                emitEvent({
+                  seq: w.seq,
+                  kind: w.kind,
+                  source: w.source,
+                  sourceSeq: w.source_seq,
+                  ts: BigInt(w.ts),
+                  time: w.time,
+                  payload: base64ToBytes(w.payload),
+                  ...(w.subject !== undefined ? { subject: w.subject } : {}),
+                  epoch: current,
+                });
               }
               return;
             case 'gap':
@@ -192,22 +304,25 @@ export class EvbridgeClient {
               if (m.to !== null && m.reason !== 'new_epoch') next = Math.max(next ?? 0, m.to + 1);
               return;
             case 'error':
-              return sub.error(new Error(`daemon error ${m.code}: ${m.message}`));
+              if (m.id === SUB && !accepted) return end(new DaemonError(m.code, `evbridge refused the subscription: ${m.code}: ${m.message}`));
+              notice({ type: 'daemon_error', code: m.code, message: m.message });
+              return;
             default:
-              return; // subscribed, unsubscribed, and future message types
+              return; // unsubscribed
           }
         };
         s.onerror = (ev) => {
-          const status = /Unexpected server response: (\d+)/.exec(ev.message ?? '')?.[1];
-          if (status === '401' || status === '403') {
-            stopped = true;
-            sub.error(new AuthError(Number(status), `evbridge refused the connection: HTTP ${status} (${status === '401' ? 'missing or wrong token' : 'origin not allowed'})`));
-          }
+          if (!opened && !noted && !stopped) notice({ type: 'connect_failed', attempt, message: ev.message ?? 'connection failed' });
+          noted = true;
         };
         s.onclose = () => {
           sock = undefined;
+          if (opened) lastOpen = Date.now(); // the give-up clock counts from the last open connection
           if (stopped) return;
-          if (o.reconnect === false) return sub.complete();
+          if (o.reconnect === false) return end();
+          if (o.giveUpAfterMs !== undefined && Date.now() - lastOpen > o.giveUpAfterMs) {
+            return end(new ConnectError(`no connection to ${o.url} for ${o.giveUpAfterMs} ms (${attempt} attempts)`));
+          }
           const d = Math.min(cap, initial * factor ** attempt++);
           timer = setTimeout(() => void connect(), Math.random() * d);
         };

@@ -1,268 +1,181 @@
 /**
- * EngineHost: owns the native engine and bridge, registers the Rust callback
- * with the engine, drains the ring in place when the doorbell rings, and
- * publishes what it drains as a hot RxJS stream of batches.
+ * EngineHost: the native side of one daemon. It loads the engine plugin
+ * through the bridge (`engine.plugin`, or the built-in reference engine),
+ * creates the bridge with the plugin's kinds, attaches the bridge's callback
+ * to the engine, starts and stops it in the order the native side requires,
+ * and reads the counters of both. The drain loop that reads the ring is
+ * `drain.ts`.
  *
- * Drain loop: the doorbell (a threadsafe function, queued to the main thread)
- * schedules a drain turn unless one is running. A turn takes at most
- * `drain.batchesPerTurn` batches of at most `drain.batchMaxEvents` events,
- * each one FFI call, copying each payload out of the ring before the next
- * call releases it; then it yields to the event loop (setImmediate) so HTTP
- * and WebSocket I/O run between turns. A turn whose last batch came back at
- * least half full is followed at once (setImmediate); one that found some
- * events but no backlog waits `drain.coalesceMs` (a timer) so that events
- * gather into larger batches and fewer socket writes; when a drain finds
- * nothing it arms the doorbell in the same call and the loop stops: no
- * polling while idle.
+ * Threading: main thread only. `debug` runs its native call on a worker and
+ * is serialised: one at a time, and `close` waits for it.
  */
-import type { Logger } from 'pino';
-import { Observable, Subject, mergeMap } from 'rxjs';
 import type { JsExternal } from 'ffi-rs';
+import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { type NativeStats, STATS_BYTES, decodeStats } from './metrics.js';
-import { type FaultName, Kind, type Native } from './native.js';
-import { KIND_BY_NUMBER, type KindName } from '../protocol/messages.js';
+import { Errors } from './errors.js';
+import { type Native, defaultLibraryPaths } from './native.js';
+import { NATIVE_LAYOUT } from '../protocol/layout.js';
+import type { KindInfo } from '../protocol/messages.js';
 
-/** One event, copied out of the ring (materialised on demand by `EventBatch.event`). */
-export interface BridgeEvent {
-  /** Global sequence number: dense, from 1, in ring order. */
-  readonly seq: number;
-  readonly kind: KindName;
-  readonly source: number;
-  /** Per-source sequence number (exact below 2^53). */
-  readonly sourceSeq: number;
-  /** Engine timestamp, CLOCK_MONOTONIC nanoseconds. */
-  readonly tsNs: bigint;
-  /** Wall-clock time of the event, Unix ms, derived from tsNs at drain time. */
-  readonly timeMs: number;
-  /** Payload: a view into the batch's copy of the ring bytes (never the ring). */
-  readonly payload: Buffer;
-  /** The whole record as the ring laid it out (48-byte header, payload,
-   * padding to 64; seq filled in), a view into the same copy. This is the
-   * binary protocol's event encoding. */
-  readonly record: Buffer;
+/** What the plugin says about itself (`evb_engine_describe`). */
+export interface EngineDescription {
+  path: string;
+  name: string;
+  version: string;
+  abi_version: string;
+  kinds: KindInfo[];
+  sources: { id: number; kind: string; name: string; detail: string }[];
+  counters: { name: string; help: string }[];
+  debug: boolean;
+  unused_config_keys: string[];
 }
 
-const TWO_32 = 2 ** 32;
-/** Bytes of a ring record's header. */
-const HEADER = 48;
-
-/**
- * The events drained by one FFI call, in seq order, kept as the one copy of
- * the ring bytes they came in: no per-event object is made unless a consumer
- * asks for one (`event(i)`, `events()`). Fan-out reads fields by index and
- * ships record bytes as views, which is what lets one drain turn carry
- * millions of events per second (bench/RESULTS.md).
- *
- * Record layout (PROTOCOL.md, "Binary encoding"): u32 record length, u32
- * payload length, u32 kind, u32 source, u32 flags, 4 bytes reserved, u64
- * source_seq, u64 ts_ns (CLOCK_MONOTONIC), u64 seq, then the payload, padded
- * to 64 bytes. Immutable once built; safe to retain (the replay window does).
- */
-export class EventBatch {
-  /** `count + 1` byte offsets: record i is `bytes[offsets[i], offsets[i+1])`. */
-  readonly offsets: Uint32Array;
-
-  /**
-   * @param bytes the batch's records, copied out of the ring (owned by the batch).
-   * @param count records in `bytes` (at least 1).
-   * @param firstSeq global seq of the first record; the rest follow densely.
-   * @param monoNowNs CLOCK_MONOTONIC ns at drain time (for `timeMs`).
-   * @param wallNowMs Unix ms at drain time (for `timeMs`).
-   */
-  constructor(
-    readonly bytes: Buffer,
-    readonly count: number,
-    readonly firstSeq: number,
-    readonly monoNowNs: number,
-    readonly wallNowMs: number,
-  ) {
-    this.offsets = new Uint32Array(count + 1);
-    let off = 0;
-    for (let i = 0; i < count; i++) {
-      this.offsets[i] = off;
-      off += bytes.readUInt32LE(off);
-    }
-    this.offsets[count] = off;
+/** The engine's kinds by name and by number. */
+export class KindTable {
+  /** Kind name by number (0 to 31), undefined for numbers not declared. */
+  readonly names: readonly (string | undefined)[];
+  readonly byName: ReadonlyMap<string, number>;
+  /** Bit k set for every declared kind k. */
+  readonly mask: number;
+  constructor(readonly list: readonly KindInfo[]) {
+    const names: (string | undefined)[] = new Array(NATIVE_LAYOUT.kind_max + 1).fill(undefined);
+    for (const k of list) names[k.number] = k.name;
+    this.names = names;
+    this.byName = new Map(list.map((k) => [k.name, k.number]));
+    this.mask = list.reduce((m, k) => (m | (1 << k.number)) >>> 0, 0);
   }
-
-  /** Seq of the last record. */
-  get lastSeq(): number {
-    return this.firstSeq + this.count - 1;
-  }
-  /** The u64 at byte `field` of record i, as a double (exact below 2^53). */
-  private u64(i: number, field: number): number {
-    const o = (this.offsets[i] as number) + field;
-    return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
-  }
-  /** Numeric kind of record i (KIND_NUMBER). */
-  kindNo(i: number): number {
-    return this.bytes.readUInt32LE((this.offsets[i] as number) + 8);
-  }
-  /** Engine source id of record i. */
-  source(i: number): number {
-    return this.bytes.readUInt32LE((this.offsets[i] as number) + 12);
-  }
-  /** Per-source sequence number of record i (exact below 2^53). */
-  sourceSeq(i: number): number {
-    return this.u64(i, 24);
-  }
-  /** Engine timestamp of record i as a double, ns: exact below 2^53 ns
-   * (104 days of uptime), within a few ns after that. For ages and minima. */
-  tsApproxNs(i: number): number {
-    return this.u64(i, 32);
-  }
-  /** Exact engine timestamp of record i, ns, as decimal digits. */
-  tsString(i: number): string {
-    const o = (this.offsets[i] as number) + 32;
-    const hi = this.bytes.readUInt32LE(o + 4);
-    // Below 2^53 the double is exact and String() prints it exactly.
-    return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
-  }
-  /** Wall-clock Unix ms of record i, from its age at drain time. */
-  timeMs(i: number): number {
-    return this.wallNowMs - (this.monoNowNs - this.tsApproxNs(i)) / 1e6;
-  }
-  /** Byte offset in `bytes` where record i's payload starts. */
-  payloadStart(i: number): number {
-    return (this.offsets[i] as number) + HEADER;
-  }
-  /** Payload length of record i, bytes. */
-  payloadLength(i: number): number {
-    return this.bytes.readUInt32LE((this.offsets[i] as number) + 4);
-  }
-  /** Records [from, to) as one view into `bytes`. */
-  records(from: number, to: number): Buffer {
-    return this.bytes.subarray(this.offsets[from], this.offsets[to]);
-  }
-  /** Record i as a BridgeEvent (allocates; views into `bytes`). */
-  event(i: number): BridgeEvent {
-    const o = this.offsets[i] as number;
-    const b = this.bytes;
-    return {
-      seq: this.firstSeq + i,
-      kind: KIND_BY_NUMBER.get(b.readUInt32LE(o + 8)) ?? 'gen',
-      source: b.readUInt32LE(o + 12),
-      sourceSeq: this.sourceSeq(i),
-      tsNs: b.readBigUInt64LE(o + 32),
-      timeMs: this.timeMs(i),
-      payload: b.subarray(o + HEADER, o + HEADER + b.readUInt32LE(o + 4)),
-      record: b.subarray(o, this.offsets[i + 1]),
-    };
-  }
-  private all: BridgeEvent[] | undefined;
-  /** Every record as a BridgeEvent, made once and cached. */
-  events(): readonly BridgeEvent[] {
-    if (!this.all) {
-      this.all = new Array(this.count);
-      for (let i = 0; i < this.count; i++) this.all[i] = this.event(i);
-    }
-    return this.all;
+  /** The name of kind number `n` ("unknown" if the engine did not declare it). */
+  name(n: number): string {
+    return this.names[n] ?? 'unknown';
   }
 }
 
-/** Thrown when the engine cannot start; `message` is meant for operators. */
-export class EngineStartError extends Error {
-  readonly code = 'EVB_ERR_ENGINE_START';
+type Fields = typeof NATIVE_LAYOUT.structs.evb_stats_t.fields;
+export type DropReason = (typeof NATIVE_LAYOUT.drop_reasons)[number];
+export type InvalidReason = (typeof NATIVE_LAYOUT.invalid_reasons)[number];
+
+/** The bridge's `evb_stats_t`, decoded. Counts are events; bytes are bytes. */
+export interface NativeStats {
+  /** Calls into the callback, counted on entry. */
+  callbacks: number;
+  accepted: number;
+  dropped: Record<DropReason, number>;
+  panicked: number;
+  invalid: Record<InvalidReason, number>;
+  stale: number;
+  late: number;
+  delivered: number;
+  ringUsedBytes: number;
+  ringCapacityBytes: number;
+  /** Per-bucket (not cumulative) callback-delay counts; bounds in `NATIVE_LAYOUT.delay_bounds_ns`. */
+  delayCounts: number[];
+  delaySumNs: number;
+  panicMessagesDropped: number;
 }
 
-const ALL_KINDS = (1 << Kind.udp) | (1 << Kind.tick) | (1 << Kind.gen);
+/** Reads `evb_stats_t` from its bytes, by the generated layout. */
+export function decodeStats(b: Buffer): NativeStats {
+  const at = (f: readonly [number, number, number], i = 0) => Number(b.readBigUInt64LE(f[0] + 8 * i));
+  const f: Fields = NATIVE_LAYOUT.structs.evb_stats_t.fields;
+  const list = <K extends string>(names: readonly K[], field: readonly [number, number, number]) =>
+    Object.fromEntries(names.map((n, i) => [n, at(field, i)])) as Record<K, number>;
+  return {
+    callbacks: at(f.callbacks),
+    accepted: at(f.accepted),
+    dropped: list(NATIVE_LAYOUT.drop_reasons, f.dropped),
+    panicked: at(f.panicked),
+    invalid: list(NATIVE_LAYOUT.invalid_reasons, f.invalid),
+    stale: at(f.stale),
+    late: at(f.late),
+    delivered: at(f.delivered),
+    ringUsedBytes: at(f.ring_used_bytes),
+    ringCapacityBytes: at(f.ring_capacity_bytes),
+    delayCounts: Array.from({ length: f.delay_count[2] }, (_, i) => at(f.delay_count, i)),
+    delaySumNs: at(f.delay_sum_ns),
+    panicMessagesDropped: at(f.panic_messages_dropped),
+  };
+}
 
-export interface EngineHostOptions {
-  /** Called with the age (s) of every drained event; for the drain-age histogram. */
-  onDrainAge?: (seconds: number) => void;
+/** The configuration block handed to the plugin. For the built-in engine,
+ * the daemon's `faultInjection` switch also turns on the engine's own. */
+export function pluginConfig(cfg: Config): { path: string; builtIn: boolean; json: string } {
+  const builtIn = cfg.engine.plugin === '';
+  const block = builtIn && cfg.faultInjection ? { faultInjection: true, ...cfg.engine.config } : cfg.engine.config;
+  return { path: builtIn ? defaultLibraryPaths().engine : cfg.engine.plugin, builtIn, json: JSON.stringify(block) };
 }
 
 export class EngineHost {
-  private readonly subject = new Subject<EventBatch>();
-  /** The hot stream every consumer subscribes to; completes on close. */
-  readonly batches$: Observable<EventBatch> = this.subject.asObservable();
-  /** The same stream, one event at a time. */
-  readonly events$: Observable<BridgeEvent> = this.batches$.pipe(mergeMap((b) => b.events()));
-
-  private readonly eng: JsExternal;
-  private readonly bridge: JsExternal;
-  private readonly token: JsExternal;
-  private readonly ring: Buffer;
-  private readonly result: Buffer;
+  readonly description: EngineDescription;
+  readonly kinds: KindTable;
+  /** The bridge (for the drain loop). */
+  readonly bridge: JsExternal;
+  /** The ring's data area, read in place. */
+  readonly ring: Buffer;
+  /** The bridge's `evb_drain_t` cell. */
+  readonly drainResult: Buffer;
+  private readonly engine: JsExternal;
   private readonly statsBuf: Buffer;
-  private registration = 0;
+  private counterBuf: Buffer | undefined;
   private releaseDoorbell: () => void = () => {};
-  private draining = false;
-  private lastBatchBytes = 0;
-  private closed = false;
+  private attached = false;
   private started = false;
-  /** Bound UDP port, when a UDP source exists. */
-  udpPort: number | undefined;
-  /** Source ids by source kind, for the start-up log. */
-  readonly sources: { kind: string; id: number; detail: string }[] = [];
-  readonly delayBoundsNs: number[] = [];
+  private closed = false;
+  private debugging: Promise<unknown> | undefined;
+  private finalStats: NativeStats | undefined;
 
+  /**
+   * Loads the plugin and creates the bridge.
+   * @throws EvbError EVB_ERR_PLUGIN (the bridge's message: file and fault) or EVB_ERR_BRIDGE.
+   */
   constructor(
     private readonly cfg: Config,
     private readonly native: Native,
-    private readonly log: Logger,
-    private readonly opts: EngineHostOptions = {},
+    log: Logger,
   ) {
-    const { engine, bridge } = native;
-    this.eng = engine.create();
-    if (native.isNull(this.eng)) throw new EngineStartError('ee_engine_new failed (out of memory)');
-    this.bridge = bridge.create(cfg.ring.capacityBytes, cfg.ring.maxPayloadBytes, Math.round(cfg.ring.lateThresholdMs * 1e6), ALL_KINDS);
-    if (native.isNull(this.bridge)) {
-      const st = bridge.lastStatus();
-      engine.free(this.eng);
-      throw new EngineStartError(
-        `evb_bridge_new refused ring.capacityBytes=${cfg.ring.capacityBytes}, ring.maxPayloadBytes=${cfg.ring.maxPayloadBytes}: ` +
-          `${bridge.statusName(st)} (the ring must hold at least two records of the largest payload)`,
+    const plugin = pluginConfig(cfg);
+    const engine = native.engineLoad(plugin.path, plugin.json);
+    if (native.isNull(engine)) throw Errors.EVB_ERR_PLUGIN(native.statusName(native.lastStatus()), native.lastError());
+    this.engine = engine;
+    this.description = JSON.parse(native.engineDescribe(engine)) as EngineDescription;
+    if (this.description.unused_config_keys.length > 0) {
+      log.warn(
+        { plugin: this.description.path, keys: this.description.unused_config_keys },
+        `engine.config keys that plugin ${this.description.name} did not read (misspelt?): ${this.description.unused_config_keys.join(', ')}`,
       );
     }
-    this.ring = native.wrap(bridge.ringData(this.bridge), bridge.ringCapacity(this.bridge));
-    this.result = native.wrap(bridge.drainResult(this.bridge), 32);
-    this.statsBuf = native.wrap(bridge.stats(this.bridge), STATS_BYTES);
-    for (let i = 0; i < 14; i++) this.delayBoundsNs.push(bridge.delayBoundNs(i));
-    this.delayBoundsNs.pop(); // the last bucket is +Inf
-    this.token = bridge.tokenNew(this.bridge);
+    this.kinds = new KindTable(this.description.kinds);
+    const r = cfg.ring;
+    this.bridge = native.bridgeNew(r.capacityBytes, r.maxPayloadBytes, Math.round(r.lateThresholdMs * 1e6), this.kinds.mask);
+    if (native.isNull(this.bridge)) {
+      const status = native.statusName(native.lastStatus());
+      native.engineFree(engine);
+      throw Errors.EVB_ERR_BRIDGE(r.capacityBytes, r.maxPayloadBytes, status);
+    }
+    this.ring = native.wrap(native.ringData(this.bridge), native.ringCapacity(this.bridge));
+    this.drainResult = native.wrap(native.drainResult(this.bridge), NATIVE_LAYOUT.structs.evb_drain_t.size);
+    this.statsBuf = native.wrap(native.stats(this.bridge), NATIVE_LAYOUT.structs.evb_stats_t.size);
   }
 
-  /** Adds the configured sources, registers the callback and starts the engine. */
-  start(): void {
-    const { engine, bridge } = this.native;
-    const c = this.cfg;
+  /**
+   * Attaches the bridge's callback, installs `doorbell`, and starts the
+   * engine. With fault injection on, first leaves a retired registration for
+   * the engine's stale-call fault.
+   * @throws EvbError EVB_ERR_ENGINE_START with the plugin's message.
+   */
+  start(doorbell: () => void): void {
+    const n = this.native;
     const check = (rc: number, what: string) => {
-      if (rc < 0) throw new EngineStartError(`${what}: ${engine.strerror(rc)} (${engine.errName(rc)})`);
-      return rc;
+      if (rc !== 0) throw Errors.EVB_ERR_ENGINE_START(`${what}: ${n.describeFailure(rc)}`);
     };
-    if (c.udp.enabled) {
-      const id = check(engine.addUdp(this.eng, c.udp.host, c.udp.port), `Cannot listen for UDP on ${c.udp.host}:${c.udp.port}`);
-      this.udpPort = engine.udpPort(this.eng, id);
-      this.sources.push({ kind: 'udp', id, detail: `${c.udp.host}:${this.udpPort}` });
-    }
-    if (c.tick.hz > 0) {
-      const id = check(engine.addTick(this.eng, c.tick.hz), 'Cannot add the tick source');
-      this.sources.push({ kind: 'tick', id, detail: `${c.tick.hz} Hz` });
-    }
-    if (c.generator.threads > 0) {
-      const g = c.generator;
-      const id = check(engine.addGenerator(this.eng, g.threads, g.rate, g.payloadBytes, g.count), 'Cannot add the generator');
-      this.sources.push({ kind: 'gen', id, detail: `${g.threads} threads, ${g.rate || 'max'} ev/s each, ${g.payloadBytes} B, count ${g.count || 'unbounded'}` });
-    }
-    if (c.faultInjection) {
-      engine.setFaultInjection(this.eng, true);
-      // A retired registration, so that stale calls can be injected: the
-      // engine keeps its callback and (revoked) token after unregistering.
-      const retired = bridge.tokenNew(this.bridge);
-      const rid = engine.register(this.eng, bridge.callback(), retired, ALL_KINDS);
-      engine.unregister(this.eng, rid);
-      bridge.tokenRevoke(retired);
-    }
-    this.releaseDoorbell = bridge.setDoorbell(this.bridge, () => this.schedule());
-    this.registration = check(engine.register(this.eng, bridge.callback(), this.token, ALL_KINDS), 'Cannot register the bridge callback');
-    check(engine.start(this.eng), 'Cannot start the engine');
+    if (this.cfg.faultInjection && this.description.debug) check(n.engineRetireRegistration(this.engine, this.bridge), 'retire a registration');
+    this.releaseDoorbell = n.setDoorbell(this.bridge, doorbell);
+    check(n.engineAttach(this.engine, this.bridge), 'attach the bridge');
+    this.attached = true;
+    check(n.engineStart(this.engine), 'start');
     this.started = true;
-    this.schedule();
   }
 
-  /** True once the engine runs and the drain loop is wired. */
+  /** True once the engine runs, until `close`. */
   get ready(): boolean {
     return this.started && !this.closed;
   }
@@ -270,110 +183,75 @@ export class EngineHost {
   /** Reads the bridge's counters (one FFI call); after `close`, the final ones. */
   stats(): NativeStats {
     if (this.finalStats) return this.finalStats; // the bridge is freed: never touch it
-    this.native.bridge.stats(this.bridge);
+    this.native.stats(this.bridge);
     return decodeStats(this.statsBuf);
   }
 
-  /** Fault injection through the real engine; returns calls made or a negative code
-   * (-1 once closed). */
-  inject(fault: FaultName, count: number): number {
-    return this.closed ? -1 : this.native.engine.inject(this.eng, fault, count);
+  /** The engine's own counters, in the order of `description.counters`;
+   * the previous values while a debug command holds the engine. */
+  engineCounters(): number[] {
+    const names = this.description.counters;
+    if (names.length === 0 || this.closed) return names.map(() => 0);
+    const p = this.native.engineCounters(this.engine);
+    if (!this.native.isNull(p)) this.counterBuf ??= this.native.wrap(p, 8 * names.length);
+    const b = this.counterBuf;
+    return names.map((_, i) => (b ? Number(b.readBigUInt64LE(8 * i)) : 0));
+  }
+
+  /**
+   * Runs a plugin debug command (fault injection) on a worker thread, one at
+   * a time.
+   * @returns the plugin's result (>= 0), or a negative status: BUSY when
+   *   another command runs, BAD_STATE once closed.
+   */
+  async debug(command: string, arg: number): Promise<number> {
+    if (this.closed) return NATIVE_STATUS.badState;
+    if (this.debugging) return NATIVE_STATUS.busy;
+    const run = this.native.engineDebug(this.engine, command, arg);
+    this.debugging = run;
+    try {
+      return await run;
+    } finally {
+      this.debugging = undefined;
+    }
+  }
+
+  /** The name of a native status ("EVB_STATUS_BUSY"). */
+  statusName(rc: number): string {
+    return this.native.statusName(rc);
   }
 
   /** Makes the next `n` accepted events panic inside the Rust callback; -1 once closed. */
   injectPanic(n: number): number {
-    return this.closed ? -1 : this.native.bridge.faultPanic(this.bridge, n);
-  }
-
-  private schedule() {
-    if (this.draining || this.closed) return;
-    this.draining = true;
-    setImmediate(() => this.turn());
-  }
-
-  private turn() {
-    const c = this.cfg.drain;
-    let n = 0;
-    let total = 0;
-    for (let i = 0; i < c.batchesPerTurn && !this.closed; i++) {
-      n = this.drainOnce(false);
-      total += n;
-      if (n === 0) break;
-    }
-    this.logPanics();
-    if (this.closed) return;
-    if (n * 2 >= c.batchMaxEvents || this.lastBatchBytes * 2 >= c.batchMaxBytes) {
-      setImmediate(() => this.turn()); // a backlog: yield to I/O, then go on
-      return;
-    }
-    if (total > 0 && c.coalesceMs > 0) {
-      // Events are flowing but not filling batches: let them gather for
-      // coalesceMs, so each turn (and each socket write) carries many. The
-      // first event after idle still goes out at once (the doorbell).
-      setTimeout(() => this.turn(), c.coalesceMs);
-      return;
-    }
-    // Nothing left: arm the doorbell in the same call that checks once more.
-    if (this.drainOnce(true) > 0) {
-      setImmediate(() => this.turn());
-      return;
-    }
-    this.draining = false;
-  }
-
-  /** One FFI call: releases the previous batch, emits the next. */
-  private drainOnce(arm: boolean): number {
-    const { batchMaxBytes, batchMaxEvents } = this.cfg.drain;
-    const count = this.native.bridge.drain(this.bridge, batchMaxBytes, batchMaxEvents, arm);
-    if (count <= 0) {
-      this.lastBatchBytes = 0;
-      return 0;
-    }
-    const r = this.result;
-    const start = Number(r.readBigUInt64LE(0));
-    this.lastBatchBytes = Number(r.readBigUInt64LE(8));
-    const firstSeq = Number(r.readBigUInt64LE(24));
-    // One copy of the whole batch out of the ring; nothing per event.
-    const bytes = Buffer.from(this.ring.subarray(start, start + this.lastBatchBytes));
-    const [s, ns] = process.hrtime();
-    const batch = new EventBatch(bytes, count, firstSeq, s * 1e9 + ns, Date.now());
-    const onAge = this.opts.onDrainAge;
-    if (onAge) for (let i = 0; i < count; i++) onAge((batch.monoNowNs - batch.tsApproxNs(i)) / 1e9);
-    this.subject.next(batch);
-    return count;
-  }
-
-  private logPanics() {
-    for (;;) {
-      const msg = this.native.bridge.panicMessageNext();
-      if (!msg) return;
-      this.log.error({ panic: msg }, 'native callback panicked');
-    }
+    return this.closed ? -1 : this.native.faultPanic(this.bridge, n);
   }
 
   /**
-   * Shuts down in the order the native side requires: stop the sources,
-   * unregister the callback (waits for in-flight calls), drain what is left,
-   * revoke the token, free the bridge, release the doorbell, free the
-   * engine; then completes the stream. Idempotent. Returns the final counters.
+   * Shuts down in the order the native side requires: waits for a debug
+   * command in flight, stops the engine (no callback after), detaches the
+   * bridge (its registration and token), lets `drainRest` empty the ring,
+   * frees the bridge, releases the doorbell, frees the engine. Idempotent.
+   * Returns the final counters.
    */
-  close(): NativeStats {
-    const { engine, bridge } = this.native;
-    if (this.closed && this.finalStats) return this.finalStats;
-    engine.stop(this.eng);
-    if (this.registration > 0) engine.unregister(this.eng, this.registration);
-    // Everything still in the ring reaches the stream before it completes;
-    // the last call, which finds nothing, also releases the last batch.
-    while (this.drainOnce(false) > 0) {}
-    this.logPanics();
-    this.finalStats = this.stats();
-    this.closed = true; // from here on stats() returns finalStats
-    bridge.tokenRevoke(this.token);
-    bridge.free(this.bridge);
+  async close(drainRest: () => void): Promise<NativeStats> {
+    if (this.finalStats) return this.finalStats;
+    this.closed = true;
+    await this.debugging?.catch(() => undefined);
+    const n = this.native;
+    n.engineStop(this.engine);
+    if (this.attached) n.engineDetach(this.engine);
+    drainRest();
+    this.native.stats(this.bridge);
+    this.finalStats = decodeStats(this.statsBuf);
+    n.bridgeFree(this.bridge);
     this.releaseDoorbell();
-    engine.free(this.eng);
-    this.subject.complete();
+    n.engineFree(this.engine);
     return this.finalStats;
   }
-  private finalStats: NativeStats | undefined;
 }
+
+/** Native statuses the daemon branches on (evb_plugin.h `evb_status`). */
+export const NATIVE_STATUS = {
+  busy: NATIVE_LAYOUT.statuses.EVB_STATUS_BUSY,
+  badState: NATIVE_LAYOUT.statuses.EVB_STATUS_BAD_STATE,
+} as const;

@@ -3,19 +3,29 @@
  * `/healthz` (liveness), `/readyz` (engine started and draining), and the
  * WebSocket upgrade at `ws.path`, which is authorised here before the
  * handshake: path, connection limit, Origin allow-list, bearer token.
- * With `faultInjection` on, `POST /debug/fault/:name?count=N` and
- * `POST /debug/panic?count=N` drive the engine's fault injection.
+ *
+ * With `faultInjection` on, `POST /debug/fault/:name?count=N`,
+ * `POST /debug/panic?count=N` and `POST /debug/session-fault?count=N` drive
+ * the engine's fault injection, the bridge's panic switch and the sessions'
+ * fault switch. They sit behind the same Origin and token checks as the
+ * WebSocket; names and counts are validated (counts are decimal integers of
+ * 1 to 1,000,000) and the engine's injections run on a worker thread, one at
+ * a time, so they never block the event loop.
+ *
+ * Resource limits: `http.maxConnections` TCP connections at most (Node closes
+ * more at once; each is counted and logged, at most once per 10 s), and
+ * header, request and keep-alive timeouts, so that idle and slow sockets
+ * cannot hold file descriptors.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { type IncomingMessage, type ServerResponse, createServer, type Server } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Router from 'find-my-way';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import type { EngineHost } from './engine.js';
-import type { Metrics } from './metrics.js';
-import { Fault, type FaultName } from './native.js';
-import type { StreamServer } from './ws.js';
+import { type EngineHost, NATIVE_STATUS } from './engine.js';
+import type { Metrics, UpgradeRefusal } from './metrics.js';
+import type { StreamServer } from './fanout/server.js';
 
 export interface HttpDeps {
   cfg: Config;
@@ -25,51 +35,84 @@ export interface HttpDeps {
   log: Logger;
 }
 
-/** Why an upgrade was refused, with the HTTP status it gets. */
-type Refusal = { status: 401 | 403 | 404 | 503; reason: string };
+/** Why a request was refused, with the HTTP status it gets. */
+export interface Refusal {
+  status: 401 | 403 | 404 | 503;
+  reason: UpgradeRefusal;
+  /** One line for the client and the log. */
+  message: string;
+}
 
-function tokenMatches(expected: string, given: string | undefined): boolean {
-  if (given === undefined) return false;
+function tokenMatches(expected: string, given: string | null | undefined): boolean {
+  if (given === undefined || given === null) return false;
   const a = Buffer.from(expected);
   const b = Buffer.from(given);
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Checks an upgrade request; returns why it is refused, or null. */
-export function checkUpgrade(cfg: Config, req: IncomingMessage, connections: number, accepting: boolean): Refusal | null {
-  const url = new URL(req.url ?? '/', 'http://x');
-  if (url.pathname !== cfg.ws.path) return { status: 404, reason: 'unknown path' };
-  if (!accepting) return { status: 503, reason: 'shutting down' };
-  if (connections >= cfg.ws.maxConnections) return { status: 503, reason: 'too many connections' };
+/**
+ * The access rule of the WebSocket and the debug endpoints: a browser
+ * (which sends Origin) must come from an allowed origin, and when
+ * `ws.token` is set the request must carry it as a bearer token, in the
+ * Authorization header or, where headers cannot be set (browsers), the
+ * `access_token` query parameter (RFC 6750 section 2.3).
+ */
+export function checkAccess(cfg: Config, req: IncomingMessage, url: URL): Refusal | null {
   const origin = req.headers.origin;
-  // Browsers always send Origin; the allow-list applies to them. Clients
-  // that send none (services, scripts) rely on the token instead.
   if (origin !== undefined && cfg.ws.allowedOrigins.length > 0 && !cfg.ws.allowedOrigins.includes(origin)) {
-    return { status: 403, reason: 'origin not allowed' };
+    return { status: 403, reason: 'origin', message: 'origin not allowed' };
   }
   if (cfg.ws.token) {
     const auth = req.headers.authorization;
     const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    // Browsers cannot set headers on a WebSocket; they may pass the token as
-    // the access_token query parameter instead (RFC 6750 section 2.3).
-    if (!tokenMatches(cfg.ws.token, bearer ?? url.searchParams.get('access_token') ?? undefined)) {
-      return { status: 401, reason: 'missing or wrong bearer token' };
+    if (!tokenMatches(cfg.ws.token, bearer ?? url.searchParams.get('access_token'))) {
+      return { status: 401, reason: 'token', message: 'missing or wrong bearer token' };
     }
   }
   return null;
 }
 
-const STATUS_TEXT: Record<Refusal['status'], string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
+/** Checks an upgrade request; returns why it is refused, or null. */
+export function checkUpgrade(cfg: Config, req: IncomingMessage, connections: number, accepting: boolean): Refusal | null {
+  const url = new URL(req.url ?? '/', 'http://x');
+  if (url.pathname !== cfg.ws.path) return { status: 404, reason: 'unknown_path', message: 'unknown path' };
+  if (!accepting) return { status: 503, reason: 'shutting_down', message: 'shutting down' };
+  if (connections >= cfg.ws.maxConnections) return { status: 503, reason: 'too_many_connections', message: 'too many connections' };
+  return checkAccess(cfg, req, url);
+}
 
 function refuse(socket: Duplex, r: Refusal) {
-  const body = `${r.reason}\n`;
+  const body = `${r.message}\n`;
   const extra = r.status === 401 ? 'WWW-Authenticate: Bearer\r\n' : '';
   socket.end(
-    `HTTP/1.1 ${r.status} ${STATUS_TEXT[r.status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
 
+/** The request's log fields: address and Origin, never the token or the URL's query. */
+function who(req: IncomingMessage) {
+  return { remote: req.socket.remoteAddress, origin: req.headers.origin };
+}
+
+/** A count from the query: a decimal integer of 1 to `max`, or undefined. */
+export function parseCount(url: URL, max: number): number | undefined {
+  const raw = url.searchParams.get('count') ?? '1';
+  if (!/^[1-9][0-9]{0,15}$/.test(raw)) return undefined;
+  const n = Number(raw);
+  return n <= max ? n : undefined;
+}
+
+/** Largest count a debug request may ask for. */
+export const DEBUG_COUNT_MAX = 1_000_000;
+
+/** A fault name from the path (`nullEvent`) as the engine's debug command (`fault_null_event`). */
+export function faultCommand(name: string): string | undefined {
+  if (!/^[a-z][a-zA-Z]{0,31}$/.test(name)) return undefined;
+  return `fault_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
+}
+
 export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: () => void } {
+  const { cfg, log, metrics } = d;
   const router = Router({
     ignoreTrailingSlash: true,
     defaultRoute: (_req, res) => send(res, 404, 'text/plain', 'not found\n'),
@@ -79,11 +122,12 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
     res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
     res.end(body);
   }
+  const json = (res: ServerResponse, status: number, value: unknown) => send(res, status, 'application/json', JSON.stringify(value));
   router.on('GET', '/metrics', (_req, res) => {
-    d.metrics.scrape().then(
-      (text) => send(res, 200, d.metrics.registry.contentType, text),
+    metrics.scrape().then(
+      (text) => send(res, 200, metrics.registry.contentType, text),
       (err: Error) => {
-        d.log.error({ err: err.message }, 'metrics scrape failed');
+        log.error({ err }, 'metrics scrape failed');
         send(res, 500, 'text/plain', 'metrics scrape failed\n');
       },
     );
@@ -92,30 +136,75 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
   router.on('GET', '/readyz', (_req, res) =>
     d.engine.ready && accepting ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n'),
   );
-  if (d.cfg.faultInjection) {
-    const count = (req: IncomingMessage) => Number(new URL(req.url ?? '/', 'http://x').searchParams.get('count') ?? '1');
-    router.on('POST', '/debug/fault/:name', (req, res, params) => {
-      const name = params.name as FaultName;
-      const n = count(req);
-      if (!(name in Fault) || !Number.isInteger(n) || n < 1 || n > 1_000_000) {
-        return send(res, 400, 'application/json', JSON.stringify({ error: `unknown fault "${name}" or bad count; faults: ${Object.keys(Fault).join(', ')}` }));
-      }
-      send(res, 200, 'application/json', JSON.stringify({ fault: name, calls: d.engine.inject(name, n) }));
+
+  if (cfg.faultInjection) {
+    /** Runs `fn` for an authorised request with a valid count. */
+    const debugRoute = (path: string, max: number, fn: (req: IncomingMessage, res: ServerResponse, count: number, params: Record<string, string | undefined>) => void) =>
+      router.on('POST', path, (req, res, params) => {
+        const url = new URL(req.url ?? '/', 'http://x');
+        const refusal = checkAccess(cfg, req, url);
+        if (refusal) {
+          log.info({ ...who(req), status: refusal.status, reason: refusal.reason, path: url.pathname }, 'debug request refused');
+          return json(res, refusal.status, { error: refusal.message });
+        }
+        const count = parseCount(url, max);
+        if (count === undefined) return json(res, 400, { error: `count must be a whole number from 1 to ${max}` });
+        fn(req, res, count, params);
+      });
+    debugRoute('/debug/fault/:name', DEBUG_COUNT_MAX, (_req, res, count, params) => {
+      const name = params.name ?? '';
+      const command = faultCommand(name);
+      if (!command) return json(res, 400, { error: `unknown fault "${name}"` });
+      d.engine.debug(command, count).then(
+        (calls) => {
+          if (calls >= 0) return json(res, 200, { fault: name, calls });
+          if (calls === NATIVE_STATUS.busy) return json(res, 409, { error: 'another fault injection is running' });
+          json(res, 400, { error: `the engine refused fault "${name}" (${d.engine.statusName(calls)})` });
+        },
+        (err: Error) => {
+          log.error({ err }, 'fault injection failed');
+          json(res, 500, { error: 'fault injection failed' });
+        },
+      );
     });
-    router.on('POST', '/debug/panic', (req, res) => {
-      const n = count(req);
-      if (!Number.isInteger(n) || n < 1) return send(res, 400, 'application/json', JSON.stringify({ error: 'bad count' }));
-      send(res, 200, 'application/json', JSON.stringify({ panics: n, status: d.engine.injectPanic(n) }));
+    debugRoute('/debug/panic', DEBUG_COUNT_MAX, (_req, res, count) => json(res, 200, { panics: count, status: d.engine.injectPanic(count) }));
+    debugRoute('/debug/session-fault', 100, (_req, res, count) => {
+      d.stream.injectSessionFaults(count);
+      json(res, 200, { sessionFaults: count });
     });
   }
 
-  const server = createServer((req, res) => router.lookup(req, res));
+  const server = createServer(
+    { headersTimeout: cfg.http.headersTimeoutMs, requestTimeout: cfg.http.requestTimeoutMs, keepAliveTimeout: cfg.http.keepAliveTimeoutMs },
+    (req, res) => router.lookup(req, res),
+  );
+  server.maxConnections = cfg.http.maxConnections;
+  server.on('connection', (socket) => {
+    metrics.httpConnection(1);
+    socket.once('close', () => metrics.httpConnection(-1));
+  });
+  let dropsLogged = 0;
+  let dropsSince = 0;
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    metrics.httpRefusedMaxConnections();
+    dropsSince++;
+    const now = Date.now();
+    if (now - dropsLogged >= 10_000) {
+      log.warn(
+        { limit: cfg.http.maxConnections, refused: dropsSince, remote: data?.remoteAddress },
+        `http.maxConnections (${cfg.http.maxConnections}) reached: refusing connections`,
+      );
+      dropsLogged = now;
+      dropsSince = 0;
+    }
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const r = checkUpgrade(d.cfg, req, d.stream.connections, accepting);
+    const r = checkUpgrade(cfg, req, d.stream.connections, accepting);
     if (r) {
-      // The reason and address only: never the Authorization header or URL.
-      d.log.info({ remote: req.socket.remoteAddress, status: r.status, reason: r.reason }, 'WebSocket upgrade refused');
+      metrics.wsUpgradeRefused(r.reason);
+      // The address, the Origin and the reason: never the Authorization header or the URL.
+      log.info({ ...who(req), status: r.status, reason: r.reason }, 'WebSocket upgrade refused');
       refuse(socket, r);
       return;
     }

@@ -1,43 +1,72 @@
 /**
- * Wires the daemon together: native libraries, engine host, metrics, the
- * WebSocket fan-out and HTTP. `stop()` shuts down in order: stop accepting,
- * stop sources and drain the ring, flush to clients and close them with
- * 1001, log the final counters.
+ * Wires the daemon together, in the order data flows: the native bridge and
+ * the engine plugin (EngineHost), the drain loop (RingDrain), metrics, the
+ * WebSocket fan-out (StreamServer) and HTTP. `stop()` shuts down in order:
+ * stop accepting, stop the engine and drain the ring, flush to clients and
+ * close them with 1001, log the final counters.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { EngineHost } from './engine.js';
+import { RingDrain } from './drain.js';
+import { EngineHost, type NativeStats } from './engine.js';
+import { Errors } from './errors.js';
+import { StreamServer } from './fanout/server.js';
 import { createHttpServer } from './http.js';
-import { Metrics, type NativeStats } from './metrics.js';
+import { Metrics } from './metrics.js';
 import { defaultLibraryPaths, openNative, repoRoot } from './native.js';
-import { StreamServer } from './ws.js';
 
+/** The package version (package.json), for the hello and the logs. */
 export const VERSION: string = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
+/** A running daemon. */
 export interface Daemon {
   httpPort: number;
-  udpPort: number | undefined;
   engine: EngineHost;
   stream: StreamServer;
   metrics: Metrics;
   /** Graceful shutdown; resolves with the final native counters. Idempotent. */
   stop(): Promise<NativeStats>;
+  /** The counters now (the final ones once stopped). */
+  counters(): NativeStats;
 }
 
+/** Warns when http.maxConnections comes near the process's open-file limit. */
+function checkFileLimit(cfg: Config, log: Logger) {
+  let soft: number | undefined;
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    soft = m && m[1] !== 'unlimited' ? Number(m[1]) : undefined;
+  } catch {
+    return; // not Linux: nothing to read
+  }
+  const reserve = 64; // the engine's sockets, the plugin, logs, native libraries
+  if (soft !== undefined && cfg.http.maxConnections + reserve > soft) {
+    log.warn(
+      { maxConnections: cfg.http.maxConnections, openFileLimit: soft },
+      `http.maxConnections (${cfg.http.maxConnections}) plus ${reserve} exceeds the open-file limit (${soft}): raise the limit (LimitNOFILE= in the systemd unit) or lower http.maxConnections`,
+    );
+  }
+}
+
+/**
+ * Starts the daemon: loads the native side, starts the engine, listens.
+ * @throws EvbError from the catalogue (errors.ts) when anything cannot start;
+ *   what was started by then is stopped again.
+ */
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
-  const builtIn = defaultLibraryPaths();
-  const native = openNative({
-    engine: cfg.native.engineLibrary || builtIn.engine,
-    bridge: cfg.native.bridgeLibrary || builtIn.bridge,
+  const native = openNative(cfg.native.bridgeLibrary || defaultLibraryPaths().bridge);
+  const engine = new EngineHost(cfg, native, log);
+  const metrics = new Metrics(engine);
+  const drain = new RingDrain(engine, native, cfg.drain, log, {
+    onDrainAge: (s) => metrics.eventAge('drain', s),
+    onPanicLogSuppressed: (n) => metrics.panicLogSuppressedBy(n),
   });
-  let metrics: Metrics | undefined;
-  const engine = new EngineHost(cfg, native, log, { onDrainAge: (s) => metrics?.eventAge('drain', s) });
-  metrics = new Metrics(() => engine.stats(), engine.delayBoundsNs);
-  const stream = new StreamServer(cfg, engine.batches$, metrics, log);
+  const stream = new StreamServer({ cfg, batches$: drain.batches$, metrics, log, kinds: engine.kinds, engine: engine.description, version: VERSION });
   const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log });
+  checkFileLimit(cfg, log);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -46,25 +75,34 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
         resolve();
       });
     });
-    engine.start();
+  } catch (err) {
+    await engine.close(() => drain.finish());
+    const e = err as NodeJS.ErrnoException;
+    throw Errors.EVB_ERR_LISTEN(cfg.http.host, cfg.http.port, e.code, e.message);
+  }
+  try {
+    engine.start(drain.schedule);
   } catch (err) {
     server.close();
-    engine.close();
+    await engine.close(() => drain.finish());
     throw err;
   }
-  server.on('error', (err) => log.error({ err: err.message }, 'HTTP server error'));
+  drain.schedule();
+  server.on('error', (err) => log.error({ err }, 'HTTP server error'));
   const httpPort = (server.address() as AddressInfo).port;
+  const d = engine.description;
   log.info(
     {
       version: VERSION,
       node: process.version,
-      engineAbi: native.engine.abiVersion,
-      bridgeAbi: native.bridge.abiVersion,
+      bridgeAbi: native.abiVersion,
+      engine: { plugin: d.path, name: d.name, version: d.version, abi: d.abi_version },
+      kinds: d.kinds,
+      sources: d.sources,
       http: `http://${cfg.http.host}:${httpPort}`,
       ws: `ws://${cfg.http.host}:${httpPort}${cfg.ws.path}`,
       httpPort,
-      udpPort: engine.udpPort,
-      sources: engine.sources,
+      epoch: stream.epoch,
       ringBytes: cfg.ring.capacityBytes,
       auth: cfg.ws.token ? 'bearer' : 'none',
       faultInjection: cfg.faultInjection,
@@ -77,11 +115,11 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     (stopping ??= (async () => {
       stopAccepting();
       server.close();
-      const final = engine.close();
+      const final = await engine.close(() => drain.finish());
       await stream.close(Math.max(100, cfg.shutdownTimeoutMs - 1000));
       server.closeAllConnections();
       log.info({ counters: final, wsConnections: stream.connections }, 'evbridge stopped');
       return final;
     })());
-  return { httpPort, udpPort: engine.udpPort, engine, stream, metrics, stop };
+  return { httpPort, engine, stream, metrics, stop, counters: () => engine.stats() };
 }

@@ -1,62 +1,41 @@
 /**
  * The daemon's metrics: one prom-client registry of its own, a facade the
- * rest of the code marks events through, and the native counters, read once
- * per scrape (`refresh`) from the bridge's stats struct.
+ * rest of the code marks events through, and the native counters (the
+ * bridge's and the engine plugin's own), read once per scrape (`refresh`).
  *
  * Native counters and both histograms are exported as "external" metrics:
  * objects with prom-client's `get()` shape whose values come from a snapshot
  * or from bucket arrays, so nothing is re-counted in JS per event.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { EngineDescription, NativeStats } from './engine.js';
+import { NATIVE_LAYOUT } from '../protocol/layout.js';
 
-export const DROP_REASONS = ['ring_full'] as const;
-export const INVALID_REASONS = ['null_event', 'null_payload', 'too_long', 'bad_kind', 'bad_userdata'] as const;
-export const WS_DROP_REASONS = ['slow_consumer'] as const;
-export type WsDropReason = (typeof WS_DROP_REASONS)[number];
-export const DISCONNECT_REASONS = ['slow_consumer', 'write_stall', 'heartbeat', 'client', 'shutdown', 'protocol_abuse'] as const;
+/** Why a WebSocket connection ended. */
+export const DISCONNECT_REASONS = [
+  'client',
+  'shutdown',
+  'slow_consumer',
+  'write_stall',
+  'heartbeat',
+  'protocol_abuse',
+  'rate_limited',
+  'session_error',
+] as const;
 export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
+
+/** Why events matched for a subscriber were not sent: shed at the low
+ * watermark (`slow_consumer`), queued when the subscription ended
+ * (`unsubscribed`), or queued or in flight when the connection ended (its
+ * disconnect reason). */
+export const WS_DROP_REASONS = ['slow_consumer', 'unsubscribed', ...DISCONNECT_REASONS.filter((r) => r !== 'slow_consumer')] as const;
+export type WsDropReason = (typeof WS_DROP_REASONS)[number];
+
+/** Why a WebSocket upgrade was refused before the handshake. */
+export const UPGRADE_REFUSALS = ['unknown_path', 'shutting_down', 'too_many_connections', 'origin', 'token'] as const;
+export type UpgradeRefusal = (typeof UPGRADE_REFUSALS)[number];
+
 export type AgeStage = 'drain' | 'send';
-
-/** The bridge's `evb_stats_t`, decoded. Counts are events; bytes are bytes. */
-export interface NativeStats {
-  callbacks: number;
-  accepted: number;
-  dropped: Record<(typeof DROP_REASONS)[number], number>;
-  panicked: number;
-  invalid: Record<(typeof INVALID_REASONS)[number], number>;
-  stale: number;
-  late: number;
-  delivered: number;
-  ringUsedBytes: number;
-  ringCapacityBytes: number;
-  /** Per-bucket (not cumulative) callback-delay counts; bounds in `delayBoundsNs`. */
-  delayCounts: number[];
-  delaySumNs: number;
-  panicMessagesDropped: number;
-}
-
-/** Byte layout of `evb_stats_t` (native/include/evbridge.h), all u64 LE. */
-export const STATS_BYTES = 240;
-export function decodeStats(b: Buffer): NativeStats {
-  const u = (off: number) => Number(b.readBigUInt64LE(off));
-  const delayCounts: number[] = [];
-  for (let i = 0; i < 14; i++) delayCounts.push(u(112 + 8 * i));
-  return {
-    callbacks: u(0),
-    accepted: u(8),
-    dropped: { ring_full: u(16) },
-    panicked: u(24),
-    invalid: { null_event: u(32), null_payload: u(40), too_long: u(48), bad_kind: u(56), bad_userdata: u(64) },
-    stale: u(72),
-    late: u(80),
-    delivered: u(88),
-    ringUsedBytes: u(96),
-    ringCapacityBytes: u(104),
-    delayCounts,
-    delaySumNs: u(224),
-    panicMessagesDropped: u(232),
-  };
-}
 
 /** A histogram kept as bucket counts: `observe` is a short loop, no allocation. */
 export class BucketHistogram {
@@ -105,9 +84,19 @@ function histogramSamples(name: string, bounds: readonly number[], counts: reado
 /** Bounds of the event-age histograms, seconds: 10 µs to 10 s. */
 export const AGE_BOUNDS_S = [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5, 10];
 
+/** Where the metrics' native values come from. */
+export interface NativeSource {
+  /** The bridge's counters (one native call). */
+  stats(): NativeStats;
+  /** The engine's own counters, in the order of `description.counters`. */
+  engineCounters(): number[];
+  readonly description: EngineDescription;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private native: NativeStats | undefined;
+  private engine: number[] = [];
   private readonly age: Record<AgeStage, BucketHistogram> = {
     drain: new BucketHistogram(AGE_BOUNDS_S),
     send: new BucketHistogram(AGE_BOUNDS_S),
@@ -116,15 +105,13 @@ export class Metrics {
   private readonly wsSent: Counter;
   private readonly wsDropped: Counter<'reason'>;
   private readonly wsDisconnects: Counter<'reason'>;
+  private readonly wsRefused: Counter<'reason'>;
+  private readonly wsFilters: Gauge;
+  private readonly httpConnections: Gauge;
+  private readonly httpRefused: Counter<'reason'>;
+  private readonly panicLogSuppressed: Counter;
 
-  /**
-   * @param readNative reads the bridge's counters (one native call).
-   * @param delayBoundsNs the bridge's callback-delay bucket bounds, ns.
-   */
-  constructor(
-    private readonly readNative: () => NativeStats,
-    delayBoundsNs: readonly number[],
-  ) {
+  constructor(private readonly source: NativeSource) {
     const r = this.registry;
     // The event-loop lag sampler wakes the process at this resolution; the
     // default 10 ms cost 2.2 % CPU on an idle 2-core VM (measured), 1 s
@@ -141,27 +128,32 @@ export class Metrics {
     };
     const one = (value: number): Sample[] => [{ value, labels: {} }];
     const add = (m: Metric) => r.registerMetric(m);
-    add(external('evbridge_callbacks_total', 'Callbacks the engine made into the bridge, every outcome included.', 'counter', () => one(n().callbacks)));
+    add(external('evbridge_callbacks_total', 'Calls the engine made into the bridge callback, counted on entry.', 'counter', () => one(n().callbacks)));
     add(
       external('evbridge_callbacks_dropped_total', 'Valid events the bridge dropped, by reason.', 'counter', () =>
-        DROP_REASONS.map((reason) => ({ value: n().dropped[reason], labels: { reason } })),
+        NATIVE_LAYOUT.drop_reasons.map((reason) => ({ value: n().dropped[reason], labels: { reason } })),
       ),
     );
     add(external('evbridge_callbacks_panicked_total', 'Callbacks that panicked inside the bridge (caught; message logged).', 'counter', () => one(n().panicked)));
     add(external('evbridge_callbacks_late_total', 'Callbacks that ran later than the late threshold after the event timestamp.', 'counter', () => one(n().late)));
     add(
       external('evbridge_callbacks_invalid_total', 'Callbacks refused by validation, by reason.', 'counter', () =>
-        INVALID_REASONS.map((reason) => ({ value: n().invalid[reason], labels: { reason } })),
+        NATIVE_LAYOUT.invalid_reasons.map((reason) => ({ value: n().invalid[reason], labels: { reason } })),
       ),
     );
     add(external('evbridge_callbacks_stale_total', 'Callbacks made with a revoked userdata token.', 'counter', () => one(n().stale)));
-    const boundsS = delayBoundsNs.map((b) => b / 1e9);
+    const boundsS = NATIVE_LAYOUT.delay_bounds_ns.map((b) => b / 1e9);
     add(
       external('evbridge_callback_delay_seconds', 'Delay from the event timestamp to its callback, seconds.', 'histogram', () =>
         histogramSamples('evbridge_callback_delay_seconds', boundsS, n().delayCounts, n().delaySumNs / 1e9),
       ),
     );
     add(external('evbridge_events_delivered_total', 'Events handed from the ring to the daemon.', 'counter', () => one(n().delivered)));
+    add(
+      external('evbridge_panic_messages_dropped_total', 'Panic messages lost because the bridge\'s bounded panic log was full (the panics are still counted).', 'counter', () =>
+        one(n().panicMessagesDropped),
+      ),
+    );
     add(
       external('evbridge_event_age_seconds', 'Age of events (now minus engine timestamp) when drained and when sent, seconds.', 'histogram', () =>
         (['drain', 'send'] as const).flatMap((stage) =>
@@ -171,11 +163,19 @@ export class Metrics {
     );
     add(external('evbridge_ring_used_bytes', 'Bytes in use in the ring.', 'gauge', () => one(n().ringUsedBytes)));
     add(external('evbridge_ring_capacity_bytes', 'Size of the ring, bytes.', 'gauge', () => one(n().ringCapacityBytes)));
+    source.description.counters.forEach((c, i) => {
+      add(external(`evbridge_engine_${c.name}`, c.help || `The engine plugin's counter ${c.name}.`, 'counter', () => one(this.engine[i] ?? 0)));
+    });
+    this.panicLogSuppressed = new Counter({
+      name: 'evbridge_panic_log_suppressed_total',
+      help: 'Panic messages not written to the log because of its rate limit (the panics are still counted).',
+      registers: [r],
+    });
     this.wsConnections = new Gauge({ name: 'evbridge_ws_connections', help: 'Open WebSocket connections.', registers: [r] });
     this.wsSent = new Counter({ name: 'evbridge_ws_events_sent_total', help: 'Events written to WebSocket subscribers.', registers: [r] });
     this.wsDropped = new Counter({
       name: 'evbridge_ws_events_dropped_total',
-      help: 'Events dropped for WebSocket subscribers, by reason.',
+      help: 'Events matched for a WebSocket subscriber and not sent, by reason.',
       labelNames: ['reason'],
       registers: [r],
     });
@@ -185,19 +185,43 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [r],
     });
+    this.wsRefused = new Counter({
+      name: 'evbridge_ws_upgrades_refused_total',
+      help: 'WebSocket upgrades refused before the handshake, by reason.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    this.wsFilters = new Gauge({
+      name: 'evbridge_ws_distinct_filters',
+      help: 'Distinct (filter, encoding) pairs in use; each costs one encoding of every matching event.',
+      registers: [r],
+    });
+    this.httpConnections = new Gauge({ name: 'evbridge_http_connections', help: 'Open TCP connections (HTTP and WebSocket).', registers: [r] });
+    this.httpRefused = new Counter({
+      name: 'evbridge_http_connections_refused_total',
+      help: 'TCP connections closed at once because http.maxConnections were open.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
     // Every label value exists from the start, so dashboards see 0, not absence.
     for (const reason of WS_DROP_REASONS) this.wsDropped.inc({ reason }, 0);
     for (const reason of DISCONNECT_REASONS) this.wsDisconnects.inc({ reason }, 0);
+    for (const reason of UPGRADE_REFUSALS) this.wsRefused.inc({ reason }, 0);
+    this.httpRefused.inc({ reason: 'max_connections' }, 0);
   }
 
   /** Reads the native counters once; call before each scrape. */
   refresh(): NativeStats {
-    this.native = this.readNative();
+    this.native = this.source.stats();
+    this.engine = this.source.engineCounters();
     return this.native;
   }
 
   eventAge(stage: AgeStage, seconds: number) {
     this.age[stage].observe(seconds);
+  }
+  panicLogSuppressedBy(n: number) {
+    this.panicLogSuppressed.inc(n);
   }
   wsConnected(delta: 1 | -1) {
     this.wsConnections.inc(delta);
@@ -210,6 +234,18 @@ export class Metrics {
   }
   wsDisconnected(reason: DisconnectReason) {
     this.wsDisconnects.inc({ reason });
+  }
+  wsUpgradeRefused(reason: UpgradeRefusal) {
+    this.wsRefused.inc({ reason });
+  }
+  wsDistinctFilters(n: number) {
+    this.wsFilters.set(n);
+  }
+  httpConnection(delta: 1 | -1) {
+    this.httpConnections.inc(delta);
+  }
+  httpRefusedMaxConnections() {
+    this.httpRefused.inc({ reason: 'max_connections' });
   }
 
   /** The exposition text, after one native read. */

@@ -15,13 +15,16 @@
  * p99 44 ms with batches retained, 2.6 ms with the window off). A flat
  * buffer costs one memcpy per batch and gives the collector nothing to do.
  *
+ * Readers take bounded slices (`read`): a resume is served a slice at a time
+ * as the client's socket takes it, never the whole window at once.
+ *
  * Memory: `maxBytes` for the log (allocated at construction, uninitialised,
  * so pages are touched as the log fills) plus 8 bytes × `maxEvents`. Held
  * events occupy at most `maxBytes`; a wrap wastes less than one record at
  * the end of the log. A record larger than `maxBytes` empties the window.
  * Threading: main thread only.
  */
-import { EventBatch } from './engine.js';
+import { EventBatch } from './batch.js';
 
 /** Events `[start, end)` (indexes) of one batch. */
 export interface EventRange {
@@ -45,6 +48,10 @@ export class ReplayWindow {
   private write = 0;
   private bytes = 0;
 
+  /**
+   * @param maxEvents events held at most (0 turns the window off).
+   * @param maxBytes bytes of records held at most (0 turns the window off).
+   */
   constructor(maxEvents: number, maxBytes: number) {
     const on = maxEvents > 0 && maxBytes > 0;
     this.log = Buffer.allocUnsafeSlow(on ? maxBytes : 0);
@@ -52,6 +59,7 @@ export class ReplayWindow {
     this.lengths = new Uint32Array(on ? maxEvents : 0);
   }
 
+  /** Events held. */
   get length(): number {
     return this.size;
   }
@@ -131,29 +139,30 @@ export class ReplayWindow {
   }
 
   /**
-   * Events with seq >= fromSeq, oldest first, as copies (at most two
-   * batches: the log may wrap once). Wall-clock times are derived from the
-   * clocks now, as at drain time.
+   * A slice of the held events with seq >= fromSeq, oldest first: at most
+   * `maxEvents` events and about `maxBytes` bytes (at least one event), as
+   * copies (at most two batches: the log may wrap once within a slice).
+   * Empty when nothing is held from `fromSeq` on.
    */
-  since(fromSeq: number): EventRange[] {
+  read(fromSeq: number, maxEvents: number, maxBytes: number): EventRange[] {
     const skip = Math.max(0, fromSeq - this.firstSeq);
     if (skip >= this.size) return [];
-    const [s, ns] = process.hrtime();
-    const mono = s * 1e9 + ns;
-    const wall = Date.now();
+    const stop = Math.min(this.size, skip + Math.max(1, maxEvents));
     const out: EventRange[] = [];
     let k = skip;
-    while (k < this.size) {
+    let taken = 0;
+    while (k < stop && (taken === 0 || taken < maxBytes)) {
       // A run of records that are contiguous in the log.
       const start = this.offsetOf(k);
       let end = start + this.lengthOf(k);
       let n = 1;
-      while (k + n < this.size && this.offsetOf(k + n) === end) {
+      while (k + n < stop && this.offsetOf(k + n) === end && taken + (end - start) < maxBytes) {
         end += this.lengthOf(k + n);
         n++;
       }
-      const batch = new EventBatch(Buffer.from(this.log.subarray(start, end)), n, this.firstSeq + k, mono, wall);
+      const batch = new EventBatch(Buffer.from(this.log.subarray(start, end)), n, this.firstSeq + k);
       out.push({ batch, start: 0, end: n });
+      taken += end - start;
       k += n;
     }
     return out;

@@ -1,17 +1,16 @@
 /**
  * Binary encoding of protocol v1 (subprotocol `evbridge.v1.binary`): event
- * batches as binary frames whose records are the ring's own layout, so the
- * daemon ships the bytes it drained. Control messages stay JSON text frames.
- * Layout: PROTOCOL.md, "Binary encoding". Decoding never throws.
+ * batches as binary frames whose records are the ring's own layout
+ * (`records.ts`), so the daemon ships the bytes it drained. Control messages
+ * stay JSON text frames. Layout: PROTOCOL.md, "Binary encoding". Decoding
+ * never throws.
  */
+import { RECORD_ALIGN, RECORD_HEADER, REC, recordLength } from './records.js';
+import { SUB_ID_MAX_BYTES } from './messages.js';
 
 export const BINARY_MAGIC = 0xeb;
 export const BINARY_VERSION = 1;
 export const FRAME_EVENTS = 1;
-/** Bytes of each record's header; the payload follows. */
-export const RECORD_HEADER = 48;
-/** Records are padded to a multiple of this. */
-export const RECORD_ALIGN = 64;
 /** Fixed part of an events frame, before the subscription id. */
 export const FRAME_HEADER = 16;
 
@@ -28,10 +27,14 @@ const pad8 = (n: number) => (n + 7) & ~7;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/** Frame header for `count` records for subscription `sub` (1..64 UTF-8 bytes). */
+/**
+ * Frame header for `count` records for subscription `sub`.
+ * @throws RangeError when `sub` is not 1 to 64 bytes of UTF-8 (ids are
+ *   checked when a subscribe arrives, so the daemon never passes one).
+ */
 export function encodeEventsHeader(sub: string, count: number, wallMinusMonoNs: bigint): Uint8Array {
   const id = utf8.encode(sub);
-  if (id.length < 1 || id.length > 64) throw new RangeError('subscription id must be 1 to 64 bytes');
+  if (id.length < 1 || id.length > SUB_ID_MAX_BYTES) throw new RangeError(`subscription id must be 1 to ${SUB_ID_MAX_BYTES} bytes`);
   const out = new Uint8Array(FRAME_HEADER + pad8(id.length));
   const v = new DataView(out.buffer);
   out[0] = BINARY_MAGIC;
@@ -54,29 +57,34 @@ export interface RecordFields {
   flags: number;
   tsNs: bigint;
   payload: Uint8Array;
+  /** The subject, or undefined for none. */
+  subject?: string;
 }
 
 /** One event decoded from a binary frame: its record, plus wall-clock Unix
- * ms from tsNs and the frame's clock offset. The payload is a view into the
- * frame. */
+ * ms, `round((tsNs + wallMinusMonoNs) / 1e6)`, the rule JSON's `time` follows.
+ * The payload is a view into the frame. */
 export interface BinaryEvent extends RecordFields {
   timeMs: number;
 }
 
-/** Encodes one record in the ring layout. */
+/** Encodes one record in the ring layout (padding zeroed). */
 export function encodeRecord(r: RecordFields): Uint8Array {
-  const len = Math.ceil((RECORD_HEADER + r.payload.length) / RECORD_ALIGN) * RECORD_ALIGN;
+  const subject = r.subject ? utf8.encode(r.subject) : new Uint8Array(0);
+  const len = recordLength(r.payload.length, subject.length);
   const out = new Uint8Array(len);
   const v = new DataView(out.buffer);
-  v.setUint32(0, len, true);
-  v.setUint32(4, r.payload.length, true);
-  v.setUint32(8, r.kind, true);
-  v.setUint32(12, r.source, true);
-  v.setUint32(16, r.flags, true);
-  v.setBigUint64(24, BigInt(r.sourceSeq), true);
-  v.setBigUint64(32, r.tsNs, true);
-  v.setBigUint64(40, BigInt(r.seq), true);
+  v.setUint32(REC.recordLen, len, true);
+  v.setUint32(REC.payloadLen, r.payload.length, true);
+  v.setUint32(REC.kind, r.kind, true);
+  v.setUint32(REC.source, r.source, true);
+  v.setUint32(REC.flags, r.flags, true);
+  v.setUint32(REC.subjectLen, subject.length, true);
+  v.setBigUint64(REC.sourceSeq, BigInt(r.sourceSeq), true);
+  v.setBigUint64(REC.tsNs, r.tsNs, true);
+  v.setBigUint64(REC.seq, BigInt(r.seq), true);
   out.set(r.payload, RECORD_HEADER);
+  out.set(subject, RECORD_HEADER + r.payload.length);
   return out;
 }
 
@@ -89,7 +97,7 @@ export function decodeEventsFrame(buf: Uint8Array): BinaryDecodeResult {
   if (buf[2] !== FRAME_EVENTS) return fail(`unknown frame type ${buf[2]}`);
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const idLen = buf[3] ?? 0;
-  if (idLen < 1 || idLen > 64) return fail(`subscription id length ${idLen} is outside 1..64`);
+  if (idLen < 1 || idLen > SUB_ID_MAX_BYTES) return fail(`subscription id length ${idLen} is outside 1..${SUB_ID_MAX_BYTES}`);
   const count = v.getUint32(4, true);
   const wallMinusMonoNs = v.getBigInt64(8, true);
   let off = FRAME_HEADER + pad8(idLen);
@@ -104,23 +112,33 @@ export function decodeEventsFrame(buf: Uint8Array): BinaryDecodeResult {
   const events: BinaryEvent[] = [];
   for (let i = 0; i < count; i++) {
     if (off + RECORD_HEADER > buf.length) return fail(`record ${i} header runs past the frame`);
-    const recLen = v.getUint32(off, true);
-    const len = v.getUint32(off + 4, true);
+    const recLen = v.getUint32(off + REC.recordLen, true);
+    const len = v.getUint32(off + REC.payloadLen, true);
+    const subjectLen = v.getUint32(off + REC.subjectLen, true);
     if (recLen < RECORD_HEADER || recLen % 8 !== 0 || off + recLen > buf.length) return fail(`record ${i} has bad length ${recLen}`);
-    if (len > recLen - RECORD_HEADER) return fail(`record ${i} payload length ${len} exceeds its record`);
-    const seq = v.getBigUint64(off + 40, true);
-    const sourceSeq = v.getBigUint64(off + 24, true);
+    if (len + subjectLen > recLen - RECORD_HEADER) return fail(`record ${i} payload and subject (${len} + ${subjectLen} bytes) exceed its record`);
+    const seq = v.getBigUint64(off + REC.seq, true);
+    const sourceSeq = v.getBigUint64(off + REC.sourceSeq, true);
     if (seq > BigInt(Number.MAX_SAFE_INTEGER) || sourceSeq > BigInt(Number.MAX_SAFE_INTEGER)) return fail(`record ${i} has a sequence number above 2^53`);
-    const tsNs = v.getBigUint64(off + 32, true);
+    let subject: string | undefined;
+    if (subjectLen > 0) {
+      try {
+        subject = utf8Strict.decode(buf.subarray(off + RECORD_HEADER + len, off + RECORD_HEADER + len + subjectLen));
+      } catch {
+        return fail(`record ${i} subject is not UTF-8`);
+      }
+    }
+    const tsNs = v.getBigUint64(off + REC.tsNs, true);
     events.push({
       seq: Number(seq),
-      kind: v.getUint32(off + 8, true),
-      source: v.getUint32(off + 12, true),
-      flags: v.getUint32(off + 16, true),
+      kind: v.getUint32(off + REC.kind, true),
+      source: v.getUint32(off + REC.source, true),
+      flags: v.getUint32(off + REC.flags, true),
       sourceSeq: Number(sourceSeq),
       tsNs,
-      timeMs: Number((tsNs + wallMinusMonoNs) / 1_000_000n),
+      timeMs: Number((tsNs + wallMinusMonoNs + 500_000n) / 1_000_000n),
       payload: buf.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len),
+      ...(subject !== undefined ? { subject } : {}),
     });
     off += recLen;
   }

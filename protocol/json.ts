@@ -2,9 +2,14 @@
  * JSON codec of protocol v1: decodes client text frames into validated
  * messages (never throwing), and encodes server messages.
  */
-import { type ClientMessage, ClientMessageSchema, type ErrorCodeValue, ErrorCode, type ServerMessage } from './messages.js';
+import { type ClientMessage, ClientMessageSchema, type ErrorCodeValue, ErrorCode, type ServerMessage, UnsubscribeSchema } from './messages.js';
 
-export type DecodeResult = { ok: true; message: ClientMessage } | { ok: false; code: ErrorCodeValue; message: string };
+/** The id rule, for naming the subscription of a frame that is otherwise invalid. */
+const SubId = UnsubscribeSchema.shape.id;
+
+export type DecodeResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: ErrorCodeValue; message: string; /** the frame's subscription id, when it named a valid one */ id?: string };
 
 /** Decodes one client text frame. Never throws. */
 export function decodeClientFrame(text: string): DecodeResult {
@@ -18,7 +23,13 @@ export function decodeClientFrame(text: string): DecodeResult {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length ? ` at "${issue.path.join('.')}"` : '';
-    return { ok: false, code: ErrorCode.badMessage, message: `Invalid message${where}: ${issue?.message ?? 'unknown'}` };
+    const id = SubId.safeParse((value as { id?: unknown } | null)?.id);
+    return {
+      ok: false,
+      code: ErrorCode.badMessage,
+      message: `Invalid message${where}: ${issue?.message ?? 'unknown'}`,
+      ...(id.success && !issue?.path.includes('id') ? { id: id.data } : {}),
+    };
   }
   return { ok: true, message: parsed.data };
 }

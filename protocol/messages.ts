@@ -1,24 +1,34 @@
 /**
  * evbridge wire protocol v1: message types shared by the daemon and clients.
  * `PROTOCOL.md` beside this file is the specification; this module is its
- * TypeScript form. Client messages are validated with zod schemas.
+ * TypeScript form. Client messages are validated with zod schemas; every
+ * length limit is in bytes of UTF-8 and is checked here, where a value
+ * enters.
  */
 import { z } from 'zod';
+import { KIND_MAX, KIND_NAME_MAX } from './records.js';
+import { compilePattern } from './subjects.js';
 
 /** Protocol version carried in the hello. */
 export const PROTOCOL_VERSION = 1;
+/** Revision of protocol v1 (additions that old clients can ignore); in the hello. */
+export const PROTOCOL_REVISION = 2;
+/** Optional features of this revision, listed in the hello. */
+export const FEATURES = ['subjects', 'engine_kinds'] as const;
 
 /** WebSocket subprotocol names. */
 export const SUBPROTOCOL_JSON = 'evbridge.v1.json';
 export const SUBPROTOCOL_BINARY = 'evbridge.v1.binary';
 
-/** Event kinds by name, and the engine's numbers for them. */
-export const KIND_NAMES = ['udp', 'tick', 'gen'] as const;
-export type KindName = (typeof KIND_NAMES)[number];
-export const KIND_NUMBER: Record<KindName, number> = { udp: 1, tick: 2, gen: 3 };
-export const KIND_BY_NUMBER: ReadonlyMap<number, KindName> = new Map(
-  KIND_NAMES.map((k) => [KIND_NUMBER[k], k]),
-);
+/** An event kind's name: 1 to 32 characters of `[a-z0-9_]`, declared by the engine. */
+export type KindName = string;
+
+/** Longest subscription id, bytes of UTF-8. */
+export const SUB_ID_MAX_BYTES = 64;
+/** Longest epoch string, bytes. */
+export const EPOCH_MAX_BYTES = 64;
+/** Most kinds, sources and subject patterns one subscription may list. */
+export const FILTER_LIMITS = { kinds: KIND_MAX + 1, sources: 1024, subjects: 16 } as const;
 
 /** WebSocket close codes the daemon uses (RFC 6455 and the 4000 range). */
 export const CloseCode = {
@@ -26,10 +36,14 @@ export const CloseCode = {
   goingAway: 1001,
   /** Client frame larger than the limit (sent by ws itself). */
   messageTooBig: 1009,
+  /** The daemon failed while serving this connection (its error is logged). */
+  internalError: 1011,
   /** Slow consumer: queue past its hard limit, or a write stalled. */
   slowConsumer: 4008,
-  /** Too many malformed frames in a row. */
+  /** Too many unusable client frames in a row. */
   protocolAbuse: 4009,
+  /** Subscribes and unsubscribes faster than `ws.maxSubscribesPerSecond`. */
+  rateLimited: 4010,
 } as const;
 
 /** Error codes carried in error frames. */
@@ -39,6 +53,8 @@ export const ErrorCode = {
   unknownSubscription: 'unknown_subscription',
   duplicateSubscription: 'duplicate_subscription',
   tooManySubscriptions: 'too_many_subscriptions',
+  tooManyFilters: 'too_many_filters',
+  unknownKind: 'unknown_kind',
   unsupportedFrame: 'unsupported_frame',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -46,19 +62,37 @@ export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** Why events were skipped for a subscription, as told in a gap notice. */
 export type GapReason = 'slow_consumer' | 'out_of_window' | 'new_epoch';
 
-const subId = z.string().min(1).max(64);
+const utf8 = new TextEncoder();
+const bytes = (s: string) => utf8.encode(s).length;
+
+/** 1 to 64 bytes of UTF-8. */
+const subId = z
+  .string()
+  .min(1)
+  .refine((s) => bytes(s) <= SUB_ID_MAX_BYTES, `must be 1 to ${SUB_ID_MAX_BYTES} bytes of UTF-8`);
+const kindName = z.string().regex(new RegExp(`^[a-z0-9_]{1,${KIND_NAME_MAX}}$`), `must be 1 to ${KIND_NAME_MAX} characters of [a-z0-9_]`);
+const pattern = z.string().superRefine((p, ctx) => {
+  const c = compilePattern(p);
+  if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: `pattern "${p}" ${c}` });
+});
 
 /** Client to server: start a subscription. Omitted filters match everything. */
 export const SubscribeSchema = z
   .object({
     type: z.literal('subscribe'),
     id: subId,
-    kinds: z.array(z.enum(KIND_NAMES)).min(1).max(KIND_NAMES.length).optional(),
-    sources: z.array(z.number().int().min(0).max(0xffffffff)).min(1).max(1024).optional(),
+    kinds: z.array(kindName).min(1).max(FILTER_LIMITS.kinds).optional(),
+    sources: z.array(z.number().int().min(0).max(0xffffffff)).min(1).max(FILTER_LIMITS.sources).optional(),
+    /** Subject patterns (NATS wildcards); an event matches when its subject matches any. */
+    subjects: z.array(pattern).min(1).max(FILTER_LIMITS.subjects).optional(),
     /** Resume: the first sequence number wanted, inclusive. */
     from_seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
     /** The epoch `from_seq` belongs to (from an earlier hello). */
-    epoch: z.string().min(1).max(64).optional(),
+    epoch: z
+      .string()
+      .min(1)
+      .refine((s) => bytes(s) <= EPOCH_MAX_BYTES, `must be 1 to ${EPOCH_MAX_BYTES} bytes`)
+      .optional(),
   })
   .strict();
 
@@ -80,31 +114,60 @@ export interface WireEvent {
   source_seq: number;
   /** Engine timestamp, CLOCK_MONOTONIC nanoseconds, as a decimal string (u64). */
   ts: string;
-  /** Wall-clock time of the event, Unix milliseconds (derived at drain). */
+  /** Wall-clock time of the event, Unix milliseconds, rounded to the nearest. */
   time: number;
   /** Payload bytes, base64. */
   payload: string;
+  /** The event's subject; absent when it has none. */
+  subject?: string;
+}
+
+/** An engine kind, by name and number (binary records carry the number). */
+export interface KindInfo {
+  name: KindName;
+  number: number;
+}
+
+/** What the hello says about the engine. */
+export interface EngineInfo {
+  name: string;
+  version: string;
+  kinds: KindInfo[];
+  sources: { id: number; kind: KindName; name: string; detail: string }[];
 }
 
 export interface HelloMessage {
   type: 'hello';
   protocol: typeof PROTOCOL_VERSION;
+  /** Additions to v1 this daemon has (PROTOCOL.md, "Versioning"). */
+  revision: number;
+  features: readonly string[];
   server: string;
   /** Names this daemon run's sequence space; a restart starts a new epoch. */
   epoch: string;
   /** How `events` arrive: JSON text frames, or binary frames (PROTOCOL.md). */
   encoding: 'json' | 'binary';
+  /** The engine's kind names. */
   kinds: readonly KindName[];
-  limits: { max_frame_bytes: number; max_subscriptions: number; batch_max_events: number };
+  engine: EngineInfo;
+  limits: {
+    max_frame_bytes: number;
+    max_subscriptions: number;
+    batch_max_events: number;
+    max_subscribes_per_second: number;
+  };
 }
 export interface SubscribedMessage {
   type: 'subscribed';
   id: string;
   kinds: readonly KindName[] | null;
   sources: readonly number[] | null;
+  subjects: readonly string[] | null;
   /** Sequence number of the first live event this subscription can receive. */
   next_seq: number;
-  /** Events replayed from the replay window ahead of the live ones. */
+  /** Events the replay window holds from the resume point up to
+   * `next_seq - 1`, before filtering: those of them that match the filter
+   * are sent ahead of the live ones (replay is produced as the client reads). */
   replayed: number;
 }
 export interface UnsubscribedMessage {
@@ -133,7 +196,8 @@ export interface ErrorMessage {
   type: 'error';
   code: ErrorCodeValue;
   message: string;
-  /** Subscription the error concerns, when there is one. */
+  /** The subscription the error concerns: present when the frame named one
+   * (a subscribe or unsubscribe with a valid id), absent otherwise. */
   id?: string;
 }
 
@@ -144,3 +208,42 @@ export type ServerMessage =
   | EventsMessage
   | GapMessage
   | ErrorMessage;
+
+/* Server messages as a client validates them: the fields a client relies on
+ * are checked, unknown fields pass (they may be added within v1), and a
+ * message type the client does not know is not an error (new types may
+ * appear within v1). */
+const wireEvent = z.object({
+  seq: z.number().int().min(1),
+  kind: z.string(),
+  source: z.number().int().min(0),
+  source_seq: z.number().int().min(0),
+  ts: z.string().regex(/^\d+$/),
+  time: z.number(),
+  payload: z.string(),
+  subject: z.string().optional(),
+});
+const gapReason = z.enum(['slow_consumer', 'out_of_window', 'new_epoch']);
+export const ServerMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('hello'),
+    protocol: z.number(),
+    epoch: z.string(),
+    encoding: z.enum(['json', 'binary']),
+    kinds: z.array(z.string()),
+    engine: z.object({ kinds: z.array(z.object({ name: z.string(), number: z.number().int() })) }).optional(),
+  }),
+  z.object({ type: z.literal('subscribed'), id: z.string(), next_seq: z.number(), replayed: z.number() }),
+  z.object({ type: z.literal('unsubscribed'), id: z.string() }),
+  z.object({ type: z.literal('events'), sub: z.string(), events: z.array(wireEvent) }),
+  z.object({
+    type: z.literal('gap'),
+    sub: z.string(),
+    from: z.number(),
+    to: z.number().nullable(),
+    dropped: z.number().nullable(),
+    reason: gapReason,
+    old_epoch: z.string().optional(),
+  }),
+  z.object({ type: z.literal('error'), code: z.string(), message: z.string(), id: z.string().optional() }),
+]);

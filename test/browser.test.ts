@@ -15,7 +15,7 @@ t.test('a page using the client library receives events', async (t) => {
     t.fail(`${CHROMIUM} is missing (.ci/run installs Debian package chromium)`);
     return;
   }
-  const d = await startDaemon(['--tick-hz', '100']);
+  const d = await startDaemon(['--engine-set', 'tick.hz=100']);
   t.teardown(() => d.stop());
   const bundle = await build({
     entryPoints: [join(ROOT, 'clients', 'client.ts')],

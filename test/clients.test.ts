@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
 import { EvbridgeClient, type StreamItem } from '../clients/client.js';
-import { ROOT, startDaemon } from './helpers/daemon.js';
+import { ROOT, startDaemon, within } from './helpers/daemon.js';
 
 const SUB = join(ROOT, 'dist', 'clients', 'cli.js');
 
@@ -21,7 +21,7 @@ function freePort(): Promise<number> {
 
 /** Runs evbridge-sub; resolves with its NDJSON events once `stopAfter` lines arrived (then kills it) or it exits. */
 function runSub(args: string[], stopAfter?: number): Promise<{ events: { seq: number; epoch: string }[]; stderr: string; code: number | null }> {
-  return new Promise((resolve) => {
+  return within(new Promise((resolve) => {
     const p = spawn(process.execPath, [SUB, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const events: { seq: number; epoch: string }[] = [];
     let buf = '';
@@ -37,11 +37,11 @@ function runSub(args: string[], stopAfter?: number): Promise<{ events: { seq: nu
     });
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('exit', (code) => resolve({ events, stderr, code }));
-  });
+  }), 60000, `evbridge-sub ${args.join(' ')}`);
 }
 
 t.test('evbridge-sub killed mid-stream and restarted from its last seq: every event exactly once', async (t) => {
-  const d = await startDaemon(['--generator-threads', '1', '--generator-rate', '5000']);
+  const d = await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', 'generator.rate=5000']);
   t.teardown(() => d.stop());
   const first = await runSub(['--url', d.wsUrl], 3000);
   t.ok(first.events.length >= 3000, `first run printed ${first.events.length} events before SIGKILL`);
@@ -56,7 +56,7 @@ t.test('evbridge-sub killed mid-stream and restarted from its last seq: every ev
 });
 
 t.test('a from_seq older than the window gets an exact gap, then everything held', async (t) => {
-  const d = await startDaemon(['--generator-threads', '1', '--generator-rate', '20000', '--generator-count', '5000', '--replay-max-events', '1000']);
+  const d = await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', 'generator.rate=20000', '--engine-set', 'generator.count=5000', '--replay-max-events', '1000']);
   t.teardown(() => d.stop());
   const r = await runSub(['--url', d.wsUrl, '--from-seq', '1', '--count', '1000']);
   // The generator may still be running while we subscribe; the window holds the newest 1000.
@@ -68,7 +68,7 @@ t.test('a from_seq older than the window gets an exact gap, then everything held
 
 t.test('a daemon restart: the client sees the new epoch and a gap notice, never a silent loss', async (t) => {
   const port = await freePort();
-  const args = ['--http-port', String(port), '--tick-hz', '50'];
+  const args = ['--http-port', String(port), '--engine-set', 'tick.hz=50'];
   let d = await startDaemon(args);
   const client = new EvbridgeClient({ url: `ws://127.0.0.1:${port}/v1/stream`, backoff: { initialMs: 50, maxMs: 200 } });
   const items: StreamItem[] = [];
@@ -108,7 +108,7 @@ t.test('a daemon restart: the client sees the new epoch and a gap notice, never 
 });
 
 t.test('JSON and binary subscribers receive the same events', async (t) => {
-  const d = await startDaemon(['--generator-threads', '2', '--generator-rate', '2000', '--generator-payload-bytes', '100', '--tick-hz', '100']);
+  const d = await startDaemon(['--engine-set', 'generator.threads=2', '--engine-set', 'generator.rate=2000', '--engine-set', 'generator.payloadBytes=100', '--engine-set', 'tick.hz=100']);
   t.teardown(() => d.stop());
   const events = (encoding: 'json' | 'binary', n: number, kinds?: ('gen' | 'tick')[]) =>
     firstValueFrom(
@@ -121,7 +121,7 @@ t.test('JSON and binary subscribers receive the same events', async (t) => {
   t.equal(json.length, 2000);
   t.equal(binary.length, 2000);
   t.same(binary.map((i) => norm(i.event)), json.map((i) => norm(i.event)), 'same seq, kind, source, source_seq, ts, payload and epoch');
-  t.ok(binary.every((i, k) => Math.abs(i.event.time - (json[k] as (typeof json)[number]).event.time) < 5), 'wall times agree within 5 ms');
+  t.ok(binary.every((i, k) => i.event.time === (json[k] as (typeof json)[number]).event.time), 'wall times are equal: one clock offset, one rounding rule');
   // Filtered: generator events come in runs between ticks, ticks one by one.
   for (const [kind, n] of [['gen', 2000], ['tick', 50]] as const) {
     const [j, b] = await Promise.all([events('json', n, [kind]), events('binary', n, [kind])]);
@@ -131,7 +131,7 @@ t.test('JSON and binary subscribers receive the same events', async (t) => {
 });
 
 t.test('evbridge-sub exits non-zero with a clear message on auth failure', async (t) => {
-  const d = await startDaemon(['--ws-token', 'right', '--tick-hz', '50']);
+  const d = await startDaemon(['--ws-token', 'right', '--engine-set', 'tick.hz=50']);
   t.teardown(() => d.stop());
   const r = await runSub(['--url', d.wsUrl, '--token', 'wrong']);
   t.equal(r.code, 3);
@@ -139,7 +139,23 @@ t.test('evbridge-sub exits non-zero with a clear message on auth failure', async
   const ok = await runSub(['--url', d.wsUrl, '--token', 'right', '--count', '1']);
   t.equal(ok.code, 0, 'the right token is accepted');
   t.equal(ok.events.length, 1);
-  const bad = await runSub(['--kinds', 'nope']);
+  const bad = await runSub(['--kinds', 'Nope']);
   t.equal(bad.code, 2);
-  t.match(bad.stderr, /unknown kind "nope"/);
+  t.match(bad.stderr, /"Nope" is not a kind name/);
+  const unknown = await runSub(['--url', d.wsUrl, '--token', 'right', '--kinds', 'nope']);
+  t.equal(unknown.code, 5, 'the daemon refuses a kind its engine does not have');
+  t.equal(unknown.stderr, 'evbridge-sub: evbridge refused the subscription: unknown_kind: The engine has no kind "nope"; its kinds: udp, tick, gen.\n');
+});
+
+t.test('evbridge-sub against a stopped daemon says what failed, retries, and gives up after its bound', async (t) => {
+  const port = await freePort();
+  const t0 = Date.now();
+  const r = await runSub(['--url', `ws://127.0.0.1:${port}/v1/stream`, '--give-up-after', '1500']);
+  const took = Date.now() - t0;
+  t.equal(r.code, 4);
+  const lines = r.stderr.trim().split('\n');
+  const notices = lines.slice(0, -1).map((l) => JSON.parse(l) as { type: string; message: string });
+  t.ok(notices.length >= 2 && notices.every((n) => n.type === 'connect_failed' && n.message.includes('ECONNREFUSED')), `each failed try is reported (${notices.length})`);
+  t.match(lines.at(-1), new RegExp(`^evbridge-sub: no connection to ws://127.0.0.1:${port}/v1/stream for 1500 ms \\(\\d+ attempts\\)$`));
+  t.ok(took >= 1500 && took < 15000, `gave up after ${took} ms`);
 });

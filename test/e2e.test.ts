@@ -79,7 +79,7 @@ t.test('a datagram sent with logger(1) reaches a subscriber', { skip: !has('logg
 });
 
 t.test('filters by kind and by source', async (t) => {
-  const d = await startDaemon(['--tick-hz', '200']);
+  const d = await startDaemon(['--engine-set', 'tick.hz=200']);
   t.teardown(() => d.stop());
   const c = await TestClient.connect(d.wsUrl);
   t.teardown(() => c.ws.close());
@@ -111,8 +111,9 @@ t.test('malformed, binary and oversized client frames', async (t) => {
   await c.until(() => errors().length === 5, 5000, 'five error frames');
   t.same(
     errors().map((e) => e.code),
-    ['bad_json', 'bad_message', 'bad_message', 'unknown_subscription', 'unsupported_frame'],
+    ['bad_json', 'bad_message', 'unknown_kind', 'unknown_subscription', 'unsupported_frame'],
   );
+  t.match(errors()[2], { id: 'a', message: 'The engine has no kind "nope"; its kinds: udp, tick, gen.' }, 'kinds are the engine\'s');
   t.match(errors()[1], { message: /Invalid message at "id"/ });
   await c.subscribe('ok');
   t.pass('the connection still works after bad frames');

@@ -63,7 +63,7 @@ t.test('fault endpoints do not exist unless fault injection is on', async (t) =>
 
 t.test('overflow: a flooded ring drops and counts, accounting holds', async (t) => {
   const n = 2 * 100_000;
-  const d = await startDaemon(['--ring-capacity-bytes', String(1 << 18), '--generator-threads', '2', '--generator-count', '100000', '--drain-batches-per-turn', '1']);
+  const d = await startDaemon(['--ring-capacity-bytes', String(1 << 18), '--engine-set', 'generator.threads=2', '--engine-set', 'generator.count=100000', '--drain-batches-per-turn', '1']);
   t.teardown(() => d.stop());
   const dropped = () => metric(d.base, 'evbridge_callbacks_dropped_total', 'reason="ring_full"');
   await waitMetric(d.base, 'evbridge_callbacks_total', '', (v) => v === n, 20000);

@@ -27,7 +27,7 @@ const REQUIRED = [
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 
 t.test('every documented metric is exposed and promtool accepts the page', async (t) => {
-  const d = await startDaemon(['--tick-hz', '50']);
+  const d = await startDaemon(['--engine-set', 'tick.hz=50']);
   t.teardown(() => d.stop());
   const c = await TestClient.connect(d.wsUrl);
   t.teardown(() => c.ws.close());

@@ -4,7 +4,7 @@ import t from 'tap';
 import { TestClient, startDaemon } from './helpers/daemon.js';
 
 t.test('SIGTERM mid-stream shuts down cleanly', async (t) => {
-  const d = await startDaemon(['--generator-threads', '2', '--generator-rate', '5000', '--tick-hz', '100']);
+  const d = await startDaemon(['--engine-set', 'generator.threads=2', '--engine-set', 'generator.rate=5000', '--engine-set', 'tick.hz=100']);
   const c = await TestClient.connect(d.wsUrl);
   await c.subscribe('all');
   await c.until(() => c.got('all').length > 2000, 10000, 'events flowing');

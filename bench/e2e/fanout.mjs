@@ -64,7 +64,7 @@ function exited(p, ms = 5000) {
 
 /** Starts the daemon with extra CLI flags; resolves once it logs its start. */
 export function startDaemon(args) {
-  const p = spawn(process.execPath, [join(root, 'dist/daemon/cli.js'), '--http-port', '0', '--udp-port', '0', '--tick-hz', '0', ...args], {
+  const p = spawn(process.execPath, [join(root, 'dist/daemon/cli.js'), '--http-port', '0', '--engine-set', 'udp.port=0', '--engine-set', 'tick.hz=0', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -123,7 +123,7 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   await initHdr();
   const srv =
     server === 'evbridge'
-      ? await startDaemon(['--generator-threads', '1', '--generator-rate', String(rate), '--generator-payload-bytes', '64', '--generator-count', String(Math.round(rate * budget))])
+      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget}`)])
       : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding })));
@@ -179,7 +179,7 @@ export async function overloadCase(pool, { server, n, rate, clientRate, seconds,
   const count = Math.round(rate * seconds);
   const srv =
     server === 'evbridge'
-      ? await startDaemon(['--generator-threads', '1', '--generator-rate', String(rate), '--generator-payload-bytes', '64', '--generator-count', String(count)])
+      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${count}`])
       : await startNaive(rate, seconds);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c, i) => c.req({ cmd: 'connect', url: srv.url, server, encoding: i % 2 ? 'binary' : 'json', throttle: clientRate })));

@@ -212,7 +212,7 @@ typedef struct {
    Subject: `subject_len` bytes of UTF-8, not NUL-terminated; NULL only
    when `subject_len` is 0. Tokens separated by single dots
    (`sensors.room1.temp`), as NATS subjects: no empty token, and no
-   space, control character, `*` or `>` anywhere.
+   space, control character, `*`, `>`, `"` or `\` anywhere.
    */
   const char *subject;
 } evb_event_t;

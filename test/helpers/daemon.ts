@@ -1,5 +1,6 @@
 // Starts the real daemon (dist/daemon/cli.js, built by `npm run build`) as a
-// child process on ephemeral ports and reads its JSON log lines.
+// child process on ephemeral ports and reads its JSON log lines. Every wait
+// here has a bound and fails with what it was waiting for.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,11 +18,13 @@ export interface LogLine {
 export interface RunningDaemon {
   proc: ChildProcess;
   httpPort: number;
+  /** The built-in engine's UDP port, when it has a UDP source. */
   udpPort: number;
   base: string;
   wsUrl: string;
   logs: LogLine[];
   stdout: () => string;
+  stderr: () => string;
   /** Resolves when a log line matching `pred` appears. */
   waitLog: (pred: (l: LogLine) => boolean, timeoutMs?: number) => Promise<LogLine>;
   /** Sends a signal and resolves with the exit code. */
@@ -29,8 +32,24 @@ export interface RunningDaemon {
   exited: Promise<number | null>;
 }
 
+/** `--engine-set` flags for keys of the engine's configuration block. */
+export function engine(sets: Record<string, unknown>): string[] {
+  return Object.entries(sets).flatMap(([k, v]) => ['--engine-set', `${k}=${JSON.stringify(v)}`]);
+}
+
 /** Flags that keep a test daemon quiet and on free ports. */
-export const QUIET = ['--http-port', '0', '--udp-port', '0', '--tick-hz', '0'];
+export const QUIET = ['--http-port', '0', ...engine({ 'udp.port': 0, 'tick.hz': 0 })];
+
+/** Rejects after `ms` with `what`; clears its timer when `p` settles. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]);
+}
 
 export function startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
   const proc = spawn(process.execPath, [CLI, ...QUIET, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -71,22 +90,24 @@ export function startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Promis
       waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) });
     });
   return Promise.race([
-    waitLog((l) => l.msg === 'evbridge started'),
+    waitLog((l) => l.msg === 'evbridge started', 20000),
     exited.then((code) => Promise.reject(new Error(`daemon exited with ${code} before starting: ${stderr}`))),
   ]).then((started) => {
     const httpPort = started.httpPort as number;
+    const udp = (started.sources as { kind: string; detail: string }[]).find((s) => s.kind === 'udp');
     return {
       proc,
       httpPort,
-      udpPort: started.udpPort as number,
+      udpPort: udp ? Number(udp.detail.slice(udp.detail.lastIndexOf(':') + 1)) : 0,
       base: `http://127.0.0.1:${httpPort}`,
       wsUrl: `ws://127.0.0.1:${httpPort}/v1/stream`,
       logs,
       stdout: () => out,
+      stderr: () => stderr,
       waitLog,
       stop: (signal: NodeJS.Signals = 'SIGTERM') => {
-        proc.kill(signal);
-        return exited;
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+        return within(exited, 15000, 'the daemon to exit');
       },
       exited,
     };
@@ -95,14 +116,18 @@ export function startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Promis
 
 /** Runs the CLI to completion; for start-up failures. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return within(
+    new Promise((resolve) => {
+      const proc = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+    }),
+    20000,
+    `evbridge ${args.join(' ')} to exit`,
+  );
 }
 
 /** Reads one metric sample's value from /metrics text. */
@@ -114,7 +139,7 @@ export async function metric(base: string, name: string, labels = ''): Promise<n
   return Number(line.slice(want.length));
 }
 
-/** Polls /metrics until `pred` holds for the value (the daemon has no push for this). */
+/** Polls /metrics until `pred` holds for the value (counters have no push). */
 export async function waitMetric(base: string, name: string, labels: string, pred: (v: number) => boolean, timeoutMs = 10000): Promise<number> {
   const end = Date.now() + timeoutMs;
   for (;;) {
@@ -133,6 +158,7 @@ export interface WireEvent {
   ts: string;
   time: number;
   payload: string;
+  subject?: string;
 }
 export type ServerMsg = { type: string; [k: string]: unknown };
 
@@ -145,29 +171,36 @@ export class TestClient {
   readonly closed: Promise<number>;
   readonly opened: Promise<void>;
 
-  constructor(
-    readonly ws: WebSocket,
-  ) {
+  constructor(readonly ws: WebSocket) {
     this.opened = new Promise((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve((this.closeCode = code))));
-    ws.on('message', (data: Buffer) => {
-      const m = JSON.parse(data.toString()) as ServerMsg;
-      this.msgs.push(m);
-      if (m.type === 'events') {
-        const list = this.events.get(m.sub as string) ?? [];
-        list.push(...(m.events as WireEvent[]));
-        this.events.set(m.sub as string, list);
+    ws.on('close', () => this.check());
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        this.msgs.push({ type: 'binary', bytes: data.length });
+      } else {
+        const m = JSON.parse(data.toString()) as ServerMsg;
+        this.msgs.push(m);
+        if (m.type === 'events') {
+          const list = this.events.get(m.sub as string) ?? [];
+          list.push(...(m.events as WireEvent[]));
+          this.events.set(m.sub as string, list);
+        }
       }
-      this.waiters = this.waiters.filter((w) => (w.pred() ? (w.resolve(), false) : true));
+      this.check();
     });
+  }
+
+  private check() {
+    this.waiters = this.waiters.filter((w) => (w.pred() ? (w.resolve(), false) : true));
   }
 
   static async connect(url: string, opts: ConstructorParameters<typeof WebSocket>[2] = {}, protocols: string[] = ['evbridge.v1.json']) {
     const c = new TestClient(new WebSocket(url, protocols, opts));
-    await c.opened;
+    await within(c.opened, 10000, `a connection to ${url}`);
     return c;
   }
 
@@ -175,16 +208,17 @@ export class TestClient {
     this.ws.send(JSON.stringify(m));
   }
 
-  /** Resolves when `pred` holds after some message, or rejects after timeoutMs. */
+  /** Resolves when `pred` holds after some message (or the close), or rejects after timeoutMs. */
   until(pred: () => boolean, timeoutMs = 10000, what = 'condition'): Promise<void> {
     if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-      this.waiters.push({ pred, resolve: () => (clearTimeout(t), resolve()) });
-    });
+    return within(
+      new Promise<void>((resolve) => this.waiters.push({ pred, resolve })),
+      timeoutMs,
+      what,
+    );
   }
 
-  async subscribe(id: string, filter: { kinds?: string[]; sources?: number[] } = {}) {
+  async subscribe(id: string, filter: { kinds?: string[]; sources?: number[]; subjects?: string[]; from_seq?: number } = {}) {
     this.send({ type: 'subscribe', id, ...filter });
     await this.until(() => this.msgs.some((m) => m.type === 'subscribed' && m.id === id), 5000, `subscribed ${id}`);
   }

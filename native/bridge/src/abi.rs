@@ -170,7 +170,7 @@ pub struct EvbEvent {
     /// Subject: `subject_len` bytes of UTF-8, not NUL-terminated; NULL only
     /// when `subject_len` is 0. Tokens separated by single dots
     /// (`sensors.room1.temp`), as NATS subjects: no empty token, and no
-    /// space, control character, `*` or `>` anywhere.
+    /// space, control character, `*`, `>`, `"` or `\` anywhere.
     pub subject: *const c_char,
 }
 
@@ -489,8 +489,9 @@ macro_rules! describe {
 }
 
 /// The layout description (JSON): struct sizes and field offsets as
-/// `[offset, element size, element count]`, the record header, limits, and
-/// the names of drop and invalid reasons and the delay bucket bounds.
+/// `[offset, element size, element count]`, the record header, limits, the
+/// names of drop and invalid reasons, the delay bucket bounds, and the
+/// status codes by name.
 ///
 /// # Panics
 /// When a described struct has a field the description leaves out (a
@@ -521,6 +522,9 @@ pub fn layout_json() -> String {
         "drop_reasons": EvbDropReason::iter().map(<&'static str>::from).collect::<Vec<_>>(),
         "invalid_reasons": EvbInvalidReason::iter().map(<&'static str>::from).collect::<Vec<_>>(),
         "delay_bounds_ns": DELAY_BOUNDS_NS,
+        "statuses": EvbStatus::iter()
+            .map(|s| (format!("EVB_STATUS_{}", <&'static str>::from(s)), serde_json::json!(s as i32)))
+            .collect::<serde_json::Map<_, _>>(),
     });
     v.to_string()
 }

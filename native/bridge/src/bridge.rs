@@ -52,15 +52,17 @@ impl Config {
 }
 
 /// Whether `s` is a valid subject: UTF-8, tokens separated by single dots
-/// (no empty token), and no space, control character, `*` or `>` (NATS's
-/// subject rules, with the wildcard characters kept for patterns).
+/// (no empty token), and no space, control character, `*`, `>`, `"` or `\`
+/// (NATS's subject rules, with the wildcard characters kept for patterns and
+/// the two characters JSON escapes left out, so subjects embed in JSON as
+/// they are).
 pub fn valid_subject(s: &[u8]) -> bool {
     if s.is_empty() || s[0] == b'.' || s[s.len() - 1] == b'.' || std::str::from_utf8(s).is_err() {
         return false;
     }
     let mut prev_dot = false;
     for &c in s {
-        if c <= b' ' || c == 0x7f || c == b'*' || c == b'>' || (c == b'.' && prev_dot) {
+        if c <= b' ' || c == 0x7f || c == b'*' || c == b'>' || c == b'"' || c == b'\\' || (c == b'.' && prev_dot) {
             return false;
         }
         prev_dot = c == b'.';
@@ -307,7 +309,7 @@ mod tests {
         for ok in ["a", "sensors.room1.temp", "md.XNAS.AAPL", "ü.ñ", "a-b_c.d:e"] {
             assert!(valid_subject(ok.as_bytes()), "{ok}");
         }
-        for bad in ["", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "a*b", "a\tb", "a\u{7f}"] {
+        for bad in ["", ".", "a.", ".a", "a..b", "a b", "a.*", "a.>", "a*b", "a\tb", "a\u{7f}", "a\"b", "a\\b"] {
             assert!(!valid_subject(bad.as_bytes()), "{bad:?}");
         }
         assert!(!valid_subject(&[b'a', 0xff, b'b']), "not UTF-8");

@@ -1,0 +1,218 @@
+/**
+ * The WebSocket server at `ws.path`: protocol v1, with events as JSON text
+ * (`evbridge.v1.json`) or as ring records in binary frames
+ * (`evbridge.v1.binary`).
+ *
+ * Fan-out: every drained batch goes into the replay window, then is offered
+ * to every session. It is filtered and encoded once per distinct filter and
+ * encoding (shared by every subscription with that pair; their number is
+ * bounded by `ws.maxDistinctFilters`), cut into frames of at most
+ * `ws.batchMaxEvents` events. Each session queues, sheds and writes on its
+ * own (session.ts): a slow session never delays another.
+ *
+ * Threading: main thread only.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Observable, Subscription as RxSubscription } from 'rxjs';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { EventBatch } from '../batch.js';
+import type { Config } from '../config.js';
+import type { EngineDescription, KindTable } from '../engine.js';
+import type { DisconnectReason, Metrics } from '../metrics.js';
+import { ReplayWindow } from '../replay.js';
+import {
+  FEATURES,
+  PROTOCOL_REVISION,
+  PROTOCOL_VERSION,
+  SUBPROTOCOL_BINARY,
+  SUBPROTOCOL_JSON,
+} from '../../protocol/messages.js';
+import { type Chunk, type Encoding, encodeChunks } from './encode.js';
+import type { Filter } from './filter.js';
+import { FilterRegistry, Session, type SessionDeps, type Timers, realTimers } from './session.js';
+
+export interface StreamServerOptions {
+  readonly cfg: Config;
+  readonly batches$: Observable<EventBatch>;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly kinds: KindTable;
+  readonly engine: EngineDescription;
+  /** The daemon's version, for the hello. */
+  readonly version: string;
+  readonly timers?: Timers;
+}
+
+/**
+ * Serves `/v1/stream`: sessions, fan-out of the batch stream, the replay
+ * window, the heartbeat. Create one per daemon; `close` shuts it down.
+ */
+export class StreamServer {
+  readonly wss: WebSocketServer;
+  /** Open sessions and their sockets. */
+  private readonly sessions = new Map<Session, WebSocket>();
+  private readonly sub: RxSubscription;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** Highest sequence number drained so far. */
+  lastSeq = 0;
+  /** This run's sequence space; stated in every hello. */
+  readonly epoch = randomUUID();
+  readonly window: ReplayWindow;
+  readonly filters: FilterRegistry;
+  private readonly deps: SessionDeps;
+  private sessionFaults = 0;
+
+  constructor(private readonly o: StreamServerOptions) {
+    const { cfg, metrics } = o;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: cfg.ws.maxClientFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // Deliberate subprotocol choice: echo evbridge.v1.binary or
+      // evbridge.v1.json when offered (binary first); a client that offers
+      // only other protocols gets none echoed back (browsers then fail the
+      // handshake, as RFC 6455 intends); a client that offers none gets the
+      // JSON protocol without a header.
+      handleProtocols: (offered) =>
+        offered.has(SUBPROTOCOL_BINARY) ? SUBPROTOCOL_BINARY : offered.has(SUBPROTOCOL_JSON) ? SUBPROTOCOL_JSON : false,
+    });
+    this.window = new ReplayWindow(cfg.replay.maxEvents, cfg.replay.maxBytes);
+    this.filters = new FilterRegistry(cfg.ws.maxDistinctFilters, (n) => metrics.wsDistinctFilters(n));
+    this.deps = {
+      cfg: cfg.ws,
+      kinds: o.kinds,
+      window: this.window,
+      metrics,
+      log: o.log,
+      timers: o.timers ?? realTimers,
+      filters: this.filters,
+      epoch: this.epoch,
+      lastSeq: () => this.lastSeq,
+      onEnd: (s, reason) => this.forget(s, reason),
+      injectFault: () => this.sessionFaults > 0 && this.sessionFaults-- > 0,
+    };
+    this.sub = o.batches$.subscribe({ next: (b) => this.fanOut(b) });
+  }
+
+  /** Open sessions. */
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /** Fault injection (tests): the next `n` session entry points throw. */
+  injectSessionFaults(n: number) {
+    this.sessionFaults += n;
+  }
+
+  private fanOut(batch: EventBatch) {
+    this.lastSeq = batch.lastSeq;
+    this.window.push(batch);
+    if (this.sessions.size === 0) return;
+    const cache = new Map<string, readonly Chunk[]>();
+    const max = this.o.cfg.ws.batchMaxEvents;
+    const ranges = [{ batch, start: 0, end: batch.count }];
+    const encode = (f: Filter, minSeq: number, encoding: Encoding): readonly Chunk[] => {
+      // A subscription waiting for a future seq gets its own encoding.
+      const key = `${encoding}|${f.key}${minSeq > batch.firstSeq ? `|${minSeq}` : ''}`;
+      let chunks = cache.get(key);
+      if (!chunks) cache.set(key, (chunks = encodeChunks(ranges, f, minSeq, max, encoding, this.o.kinds)));
+      return chunks;
+    };
+    for (const s of this.sessions.keys()) s.offer(batch, encode);
+  }
+
+  /** Completes an upgrade the HTTP layer has already authorised. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, req));
+  }
+
+  private attach(ws: WebSocket, req: IncomingMessage) {
+    const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    const s = new Session(ws, this.deps, remote, ws.protocol === SUBPROTOCOL_BINARY);
+    this.sessions.set(s, ws);
+    this.o.metrics.wsConnected(1);
+    this.startHeartbeat();
+    ws.on('pong', () => {
+      s.alive = true;
+    });
+    ws.on('message', (data: Buffer, isBinary) => s.onMessage(data, isBinary));
+    ws.on('error', (err) => this.o.log.debug({ remote, err }, 'WebSocket error'));
+    ws.on('close', () => s.onSocketClose());
+    const e = this.o.engine;
+    const c = this.o.cfg.ws;
+    s.send({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      revision: PROTOCOL_REVISION,
+      features: FEATURES,
+      server: `evbridge/${this.o.version}`,
+      epoch: this.epoch,
+      encoding: s.encoding,
+      kinds: this.o.kinds.list.map((k) => k.name),
+      engine: { name: e.name, version: e.version, kinds: [...this.o.kinds.list], sources: e.sources },
+      limits: {
+        max_frame_bytes: c.maxClientFrameBytes,
+        max_subscriptions: c.maxSubscriptions,
+        batch_max_events: c.batchMaxEvents,
+        max_subscribes_per_second: c.maxSubscribesPerSecond,
+      },
+    });
+  }
+
+  /** Called once per session when it ends. */
+  private forget(s: Session, reason: DisconnectReason) {
+    if (!this.sessions.delete(s)) return;
+    this.o.metrics.wsConnected(-1);
+    this.o.metrics.wsDisconnected(reason);
+    if (this.sessions.size === 0) this.stopHeartbeat();
+  }
+
+  private startHeartbeat() {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => {
+      for (const [s, ws] of [...this.sessions]) {
+        if (!s.alive) {
+          s.heartbeatLost();
+          continue;
+        }
+        s.alive = false;
+        ws.ping();
+      }
+    }, this.o.cfg.ws.heartbeatIntervalMs);
+  }
+
+  private stopHeartbeat() {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /**
+   * Shutdown: stops taking batches, hands what each client has queued to its
+   * socket and closes it with 1001; resolves when every socket has closed,
+   * or after `timeoutMs`, when the rest are destroyed.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.sub.unsubscribe();
+    this.stopHeartbeat();
+    const sessions = [...this.sessions.keys()];
+    const sockets = [...this.sessions.values()];
+    const closed = sockets.map((ws) => new Promise<void>((resolve) => (ws.readyState === ws.CLOSED ? resolve() : ws.once('close', () => resolve()))));
+    for (const s of sessions) s.shutdown();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          for (const ws of sockets) ws.terminate();
+          resolve();
+        }, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.wss.close();
+  }
+}

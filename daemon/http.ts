@@ -175,7 +175,13 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
   }
 
   const server = createServer(
-    { headersTimeout: cfg.http.headersTimeoutMs, requestTimeout: cfg.http.requestTimeoutMs, keepAliveTimeout: cfg.http.keepAliveTimeoutMs },
+    {
+      headersTimeout: cfg.http.headersTimeoutMs,
+      requestTimeout: cfg.http.requestTimeoutMs,
+      keepAliveTimeout: cfg.http.keepAliveTimeoutMs,
+      // How often Node looks for connections past those timeouts (default 30 s).
+      connectionsCheckingInterval: Math.max(250, Math.min(cfg.http.headersTimeoutMs, cfg.http.requestTimeoutMs) / 2),
+    },
     (req, res) => router.lookup(req, res),
   );
   server.maxConnections = cfg.http.maxConnections;

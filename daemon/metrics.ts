@@ -129,6 +129,7 @@ export class Metrics {
     const one = (value: number): Sample[] => [{ value, labels: {} }];
     const add = (m: Metric) => r.registerMetric(m);
     add(external('evbridge_callbacks_total', 'Calls the engine made into the bridge callback, counted on entry.', 'counter', () => one(n().callbacks)));
+    add(external('evbridge_callbacks_accepted_total', 'Events the bridge copied into the ring.', 'counter', () => one(n().accepted)));
     add(
       external('evbridge_callbacks_dropped_total', 'Valid events the bridge dropped, by reason.', 'counter', () =>
         NATIVE_LAYOUT.drop_reasons.map((reason) => ({ value: n().dropped[reason], labels: { reason } })),

@@ -1,7 +1,7 @@
 // Origin allow-list and bearer token, both checked before the upgrade.
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { TestClient, startDaemon } from './helpers/daemon.js';
+import { TestClient, metric, startDaemon } from './helpers/daemon.js';
 
 const TOKEN = 's3cr3t-token-value';
 
@@ -35,8 +35,11 @@ t.test('token and Origin checks', async (t) => {
   const viaQuery = await TestClient.connect(`${d.wsUrl}?access_token=${TOKEN}`, { headers: { Origin: 'https://dash.example' } });
   t.equal(viaQuery.ws.readyState, WebSocket.OPEN, 'token as access_token query parameter (browsers)');
   viaQuery.ws.close();
-  await d.waitLog((l) => l.msg === 'WebSocket upgrade refused' && l.status === 403);
+  const forbidden = await d.waitLog((l) => l.msg === 'WebSocket upgrade refused' && l.status === 403);
+  t.match(forbidden, { origin: 'https://evil.example', reason: 'origin' }, 'the 403 line names the refused Origin');
   t.equal(d.logs.filter((l) => l.msg === 'WebSocket upgrade refused').length, 5, 'each refusal logged');
+  t.equal(await metric(d.base, 'evbridge_ws_upgrades_refused_total', 'reason="token"'), 3, 'refusals counted by reason');
+  t.equal(await metric(d.base, 'evbridge_ws_upgrades_refused_total', 'reason="origin"'), 1);
   t.notMatch(d.stdout(), TOKEN, 'the token appears in no log line');
   t.notMatch(d.stdout(), 'not-the-token-zz9', 'nor does a wrong token');
 });

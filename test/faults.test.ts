@@ -21,6 +21,7 @@ t.test('garbage arguments, stale calls, late events and panics are counted exact
     ['nullPayload', 'null_payload', 11],
     ['oversize', 'too_long', 12],
     ['unknownKind', 'bad_kind', 13],
+    ['badSubject', 'bad_subject', 6],
   ];
   for (const [fault, reason, n] of cases) {
     t.same(await post(d.base, `/debug/fault/${fault}?count=${n}`), { fault, calls: n });
@@ -43,9 +44,20 @@ t.test('garbage arguments, stale calls, late events and panics are counted exact
 
   // 7 + 2 accepted late events reach the subscriber; garbage never does.
   await c.until(() => c.got('all').length === 9, 5000, 'the 9 accepted events');
-  const total = 10 + 11 + 12 + 13 + 14 + 7 + 5;
-  t.equal(await metric(d.base, 'evbridge_callbacks_total'), total, 'every callback counted once');
+  const total = 10 + 11 + 12 + 13 + 6 + 14 + 7 + 5;
+  t.equal(await metric(d.base, 'evbridge_callbacks_total'), total, 'every call counted once, on entry');
   t.equal(await metric(d.base, 'evbridge_events_delivered_total'), 9);
+  // The accounting, with callbacks counted apart from their outcomes.
+  const sum = async (name: string) =>
+    (await (await fetch(`${d.base}/metrics`)).text())
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}{`))
+      .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const outcomes =
+    (await metric(d.base, 'evbridge_callbacks_accepted_total')) + (await sum('evbridge_callbacks_dropped_total')) + (await sum('evbridge_callbacks_invalid_total')) +
+    (await metric(d.base, 'evbridge_callbacks_stale_total')) + (await metric(d.base, 'evbridge_callbacks_panicked_total'));
+  t.equal(await metric(d.base, 'evbridge_callbacks_total'), outcomes, 'callbacks = accepted + dropped + invalid + stale + panicked');
+  t.equal(await metric(d.base, 'evbridge_engine_injected_total'), total, 'the engine\'s own count of its calls agrees');
 
   // Still serving: a real datagram flows.
   const sock = createSocket('udp4');

@@ -6,6 +6,7 @@ import { TestClient, startDaemon, waitMetric } from './helpers/daemon.js';
 
 const REQUIRED = [
   'evbridge_callbacks_total',
+  'evbridge_callbacks_accepted_total',
   'evbridge_callbacks_dropped_total',
   'evbridge_callbacks_panicked_total',
   'evbridge_callbacks_late_total',
@@ -20,6 +21,16 @@ const REQUIRED = [
   'evbridge_ws_events_sent_total',
   'evbridge_ws_events_dropped_total',
   'evbridge_ws_disconnects_total',
+  'evbridge_ws_upgrades_refused_total',
+  'evbridge_ws_distinct_filters',
+  'evbridge_http_connections',
+  'evbridge_http_connections_refused_total',
+  'evbridge_panic_messages_dropped_total',
+  'evbridge_panic_log_suppressed_total',
+  'evbridge_engine_dispatched_total',
+  'evbridge_engine_callback_errors_total',
+  'evbridge_engine_udp_receive_errors_total',
+  'evbridge_engine_udp_kernel_drops_total',
   'evbridge_process_cpu_seconds_total',
   'evbridge_nodejs_eventloop_lag_seconds',
 ];

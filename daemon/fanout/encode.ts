@@ -75,7 +75,10 @@ function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | nul
 
 /**
  * Filters and encodes the events of `ranges` with seq >= `minSeq` in chunks
- * of at most `max` events.
+ * of at most `max` events and about `maxBytes` bytes of records each (a
+ * chunk ends after the record that reaches `maxBytes`, so one larger than
+ * `maxBytes` is a chunk of its own; JSON text is about 1.4 times the
+ * records' bytes).
  */
 export function encodeChunks(
   ranges: readonly EventRange[],
@@ -84,22 +87,32 @@ export function encodeChunks(
   max: number,
   encoding: Encoding,
   kinds: KindTable,
+  maxBytes = Infinity,
 ): Chunk[] {
   const chunks: Chunk[] = [];
   const all = matchesAll(f);
   for (const { batch: b, start, end } of ranges) {
     const lo = Math.max(start, minSeq - b.firstSeq);
+    const off = b.offsets;
     if (all) {
-      for (let a = lo; a < end; a += max) chunks.push(chunkOf(b, a, Math.min(end, a + max), null, encoding, kinds));
+      for (let a = lo; a < end; ) {
+        let e = a + 1;
+        while (e < end && e - a < max && (off[e] as number) - (off[a] as number) < maxBytes) e++;
+        chunks.push(chunkOf(b, a, e, null, encoding, kinds));
+        a = e;
+      }
       continue;
     }
     let picked: number[] = [];
+    let bytes = 0;
     for (let i = lo; i < end; i++) {
       if (!matches(f, b, i)) continue;
       picked.push(i);
-      if (picked.length === max) {
+      bytes += (off[i + 1] as number) - (off[i] as number);
+      if (picked.length === max || bytes >= maxBytes) {
         chunks.push(chunkOf(b, 0, 0, picked, encoding, kinds));
         picked = [];
+        bytes = 0;
       }
     }
     if (picked.length) chunks.push(chunkOf(b, 0, 0, picked, encoding, kinds));

@@ -32,7 +32,7 @@ import {
 } from '../../protocol/messages.js';
 import { type Chunk, type Encoding, encodeChunks } from './encode.js';
 import type { Filter } from './filter.js';
-import { FilterRegistry, Session, type SessionDeps, type Timers, realTimers } from './session.js';
+import { FilterRegistry, Session, type SessionDeps, type Timers, realTimers, sessionBounds } from './session.js';
 
 export interface StreamServerOptions {
   readonly cfg: Config;
@@ -114,12 +114,13 @@ export class StreamServer {
     if (this.sessions.size === 0) return;
     const cache = new Map<string, readonly Chunk[]>();
     const max = this.o.cfg.ws.batchMaxEvents;
+    const { frameBytes } = sessionBounds(this.o.cfg.ws);
     const ranges = [{ batch, start: 0, end: batch.count }];
     const encode = (f: Filter, minSeq: number, encoding: Encoding): readonly Chunk[] => {
       // A subscription waiting for a future seq gets its own encoding.
       const key = `${encoding}|${f.key}${minSeq > batch.firstSeq ? `|${minSeq}` : ''}`;
       let chunks = cache.get(key);
-      if (!chunks) cache.set(key, (chunks = encodeChunks(ranges, f, minSeq, max, encoding, this.o.kinds)));
+      if (!chunks) cache.set(key, (chunks = encodeChunks(ranges, f, minSeq, max, encoding, this.o.kinds, frameBytes)));
       return chunks;
     };
     for (const s of this.sessions.keys()) s.offer(batch, encode);

@@ -51,11 +51,24 @@ import { type Chunk, type Encoding, encodeChunks } from './encode.js';
 import { type Filter, filterOf } from './filter.js';
 
 /** Most bytes handed to the socket before their writes complete: 4 MiB, or
- * less when the hard limit leaves less room above the watermark. Measured:
- * with 256 KiB a flooded binary client got 120 k ev/s, with 4 MiB 386 k ev/s
- * (bench/e2e), because each drain turn's output must fit through one I/O
- * phase. */
+ * half the room between the watermark and the hard limit when that is less
+ * (the other half is for the frames that may sit past each bound, see
+ * `frameBytes`). Measured: with 256 KiB a flooded binary client got 120 k
+ * ev/s, with 4 MiB 386 k ev/s (bench/e2e), because each drain turn's output
+ * must fit through one I/O phase. */
 export const MAX_SEND_WINDOW_BYTES = 4 * 1024 * 1024;
+/** Most record bytes per events frame: 1 MiB, or a quarter of the room
+ * between the watermark and the hard limit when that is less (at least
+ * 4 KiB). With the window at half that room, a client that merely reads
+ * slowly (shed to the watermark, a full window in flight, a frame past each)
+ * stays within the hard limit. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** The send window and the frame size of a session with these limits. */
+export function sessionBounds(c: Pick<Config['ws'], 'queueHardLimitBytes' | 'queueLowWatermarkBytes'>): { sendWindow: number; frameBytes: number } {
+  const room = c.queueHardLimitBytes - c.queueLowWatermarkBytes;
+  return { sendWindow: Math.min(MAX_SEND_WINDOW_BYTES, Math.floor(room / 2)), frameBytes: Math.max(4096, Math.min(MAX_FRAME_BYTES, Math.floor(room / 4))) };
+}
 /** Unusable client frames in a row before the connection is closed (4009). */
 export const MAX_BAD_FRAMES = 10;
 /** Events read from the replay window per slice (one turn of the event loop):
@@ -223,6 +236,7 @@ export class Session {
   private queuedBytes = 0;
   private inflightBytes = 0;
   private readonly sendWindow: number;
+  private readonly frameBytes: number;
   private readonly rate: RateLimiter;
   private badFrames = 0;
   private stallTimer: unknown;
@@ -243,7 +257,7 @@ export class Session {
   ) {
     this.encoding = binary ? 'binary' : 'json';
     const c = deps.cfg;
-    this.sendWindow = Math.min(MAX_SEND_WINDOW_BYTES, c.queueHardLimitBytes - c.queueLowWatermarkBytes);
+    ({ sendWindow: this.sendWindow, frameBytes: this.frameBytes } = sessionBounds(c));
     this.rate = new RateLimiter({ tokensPerInterval: c.maxSubscribesPerSecond, interval: 'second' });
   }
 
@@ -455,7 +469,7 @@ export class Session {
         for (const r of ranges) read += r.end - r.start;
         budget -= read;
         sub.replayCursor = cursor + read;
-        this.enqueue(sub, encodeChunks(ranges, sub.filter, sub.minSeq, max, this.encoding, this.deps.kinds));
+        this.enqueue(sub, encodeChunks(ranges, sub.filter, sub.minSeq, max, this.encoding, this.deps.kinds, this.frameBytes));
       }
     }
     this.settle();

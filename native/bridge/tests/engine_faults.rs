@@ -3,6 +3,7 @@
 //! `make -C native/engine`; set EVB_ENGINE_LIB to use another path), each
 //! ending with the bridge's counters checked exactly. Also the bridge's own
 //! panic switch, and the plugin loader's refusals.
+#![cfg(not(loom))]
 
 use evbridge::abi::*;
 use evbridge::bridge::Bridge;

@@ -1,6 +1,7 @@
 //! The committed C headers must be exactly what cbindgen generates from the
 //! current source, and `evb_status_name` must name every status as the
 //! header spells it. Set EVB_UPDATE_HEADER=1 to rewrite the headers instead.
+#![cfg(not(loom))]
 
 use std::path::PathBuf;
 

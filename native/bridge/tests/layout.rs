@@ -2,6 +2,7 @@
 //! layout description the library exports (`evb_layout_json()`), so that
 //! Node's view of every shared struct and of the ring record has one source:
 //! `src/abi.rs`. Set EVB_UPDATE_LAYOUT=1 to rewrite it instead.
+#![cfg(not(loom))]
 
 use std::path::PathBuf;
 

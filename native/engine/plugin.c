@@ -14,9 +14,8 @@
  * (argument ignored) returns how many generator threads have finished. */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "evb_plugin_util.h"
 
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,63 +36,6 @@ static const evb_plugin_kind_t ee__kinds[] = {
     {.number = EE_KIND_GEN, .name = "gen"},
 };
 
-/* Reading the configuration block through the host's accessors; the first
- * problem is written to `err` and makes every later read fail. */
-typedef struct {
-  const evb_host_t *host;
-  const evb_config_t *cfg;
-  char *err;
-  size_t cap;
-  bool failed;
-} ee__cfg_t;
-
-static bool ee__cfg_fail(ee__cfg_t *c, const char *fmt, ...) {
-  if (!c->failed && c->cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err, c->cap, fmt, ap);
-    va_end(ap);
-  }
-  c->failed = true;
-  return false;
-}
-
-static bool ee__cfg_bool(ee__cfg_t *c, const char *path, bool *v) {
-  int b = *v;
-  if (c->failed) return false;
-  if (c->host->config_bool(c->cfg, path, &b) < 0) return ee__cfg_fail(c, "%s must be true or false", path);
-  *v = b != 0;
-  return true;
-}
-
-/* A number in [lo, hi]; a whole number when `whole`. */
-static bool ee__cfg_number(ee__cfg_t *c, const char *path, double lo, double hi, bool whole, double *v) {
-  double x = *v;
-  if (c->failed) return false;
-  int rc = c->host->config_number(c->cfg, path, &x);
-  if (rc < 0 || (rc == 1 && (!(x >= lo && x <= hi) || (whole && (double)(int64_t)x != x))))
-    return ee__cfg_fail(c, "%s must be %s from %g to %g", path, whole ? "a whole number" : "a number", lo, hi);
-  *v = x;
-  return true;
-}
-
-static bool ee__cfg_string(ee__cfg_t *c, const char *path, const char **v) {
-  size_t len = 0;
-  if (c->failed) return false;
-  if (c->host->config_string(c->cfg, path, v, &len) < 0) return ee__cfg_fail(c, "%s must be a string", path);
-  return true;
-}
-
-/* An optional subject: absent, or a valid subject by the host's rule. */
-static bool ee__cfg_subject(ee__cfg_t *c, const char *path, const char **v) {
-  if (!ee__cfg_string(c, path, v)) return false;
-  bool has_rule = c->host->size >= offsetof(evb_host_t, subject_valid) + sizeof c->host->subject_valid &&
-                  c->host->subject_valid;
-  if (*v && has_rule && !c->host->subject_valid(*v, strlen(*v)))
-    return ee__cfg_fail(c, "%s \"%s\" is not a valid subject (tokens separated by single dots; no spaces, * or >)", path, *v);
-  return true;
-}
-
 static const char *ee__source_name(ee__src_type_t t) {
   return t == EE__SRC_UDP ? "udp" : t == EE__SRC_TICK ? "tick" : "gen";
 }
@@ -103,51 +45,48 @@ static uint32_t ee__source_kind(ee__src_type_t t) {
 }
 
 /* Adds the configured sources; returns 0 or an EE_E* code with `c->err` set. */
-static int ee__configure(ee__cfg_t *c, ee_engine_t *eng) {
+static int ee__configure(evbu_config_t *c, ee_engine_t *eng) {
   bool udp = true, faults = false;
   const char *udp_host = "127.0.0.1", *udp_subject = NULL, *tick_subject = NULL;
   double udp_port = 5140, hz = 1, threads = 0, rate = 0, payload = 64, count = 0;
   size_t nsubjects = 0;
-  ee__cfg_bool(c, "udp.enabled", &udp);
-  ee__cfg_string(c, "udp.host", &udp_host);
-  ee__cfg_number(c, "udp.port", 0, 65535, true, &udp_port);
-  ee__cfg_subject(c, "udp.subject", &udp_subject);
-  ee__cfg_number(c, "tick.hz", 0, 100000, false, &hz);
-  ee__cfg_subject(c, "tick.subject", &tick_subject);
-  ee__cfg_number(c, "generator.threads", 0, 64, true, &threads);
-  ee__cfg_number(c, "generator.rate", 0, 1e12, true, &rate);
-  ee__cfg_number(c, "generator.payloadBytes", 8, EE_PAYLOAD_MAX, true, &payload);
-  ee__cfg_number(c, "generator.count", 0, 9007199254740991.0, true, &count);
-  ee__cfg_bool(c, "faultInjection", &faults);
-  if (!c->failed && c->host->config_length(c->cfg, "generator.subjects", &nsubjects) < 0)
-    ee__cfg_fail(c, "generator.subjects must be a list of subjects");
-  if (nsubjects > EE_MAX_GEN_SUBJECTS)
-    ee__cfg_fail(c, "generator.subjects has %zu entries; at most %d", nsubjects, EE_MAX_GEN_SUBJECTS);
+  evbu_cfg_bool(c, "udp.enabled", &udp);
+  evbu_cfg_string(c, "udp.host", &udp_host);
+  evbu_cfg_number(c, "udp.port", 0, 65535, true, &udp_port);
+  evbu_cfg_subject(c, "udp.subject", &udp_subject);
+  evbu_cfg_number(c, "tick.hz", 0, 100000, false, &hz);
+  evbu_cfg_subject(c, "tick.subject", &tick_subject);
+  evbu_cfg_number(c, "generator.threads", 0, 64, true, &threads);
+  evbu_cfg_number(c, "generator.rate", 0, 1e12, true, &rate);
+  evbu_cfg_number(c, "generator.payloadBytes", 8, EE_PAYLOAD_MAX, true, &payload);
+  evbu_cfg_number(c, "generator.count", 0, 9007199254740991.0, true, &count);
+  evbu_cfg_bool(c, "faultInjection", &faults);
+  evbu_cfg_length(c, "generator.subjects", EE_MAX_GEN_SUBJECTS, &nsubjects);
   const char *subjects[EE_MAX_GEN_SUBJECTS] = {0};
   for (size_t i = 0; i < nsubjects && !c->failed; i++) {
     char path[48];
     snprintf(path, sizeof path, "generator.subjects.%zu", i);
-    ee__cfg_subject(c, path, &subjects[i]);
-    if (!c->failed && !subjects[i]) ee__cfg_fail(c, "%s must be a subject", path);
+    evbu_cfg_subject(c, path, &subjects[i]);
+    if (!c->failed && !subjects[i]) evbu_fail(c, "%s must be a subject", path);
   }
   if (c->failed) return EE_EINVAL;
 
   int rc = 0;
   if (udp && (rc = ee_engine_add_udp(eng, udp_host, (uint16_t)udp_port, udp_subject)) < 0) {
     if (rc == EE_EADDRINUSE)
-      ee__cfg_fail(c, "UDP address %s:%g is already in use; udp.port chooses another", udp_host, udp_port);
+      evbu_fail(c, "UDP address %s:%g is already in use; udp.port chooses another", udp_host, udp_port);
     else
-      ee__cfg_fail(c, "cannot listen for UDP on %s:%g: %s", udp_host, udp_port, ee_strerror(rc));
+      evbu_fail(c, "cannot listen for UDP on %s:%g: %s", udp_host, udp_port, ee_strerror(rc));
     return rc;
   }
   if (hz > 0 && (rc = ee_engine_add_tick(eng, hz, tick_subject)) < 0) {
-    ee__cfg_fail(c, "cannot add the tick source: %s", ee_strerror(rc));
+    evbu_fail(c, "cannot add the tick source: %s", ee_strerror(rc));
     return rc;
   }
   if (threads > 0 &&
       (rc = ee_engine_add_generator(eng, (uint32_t)threads, (uint64_t)rate, (uint32_t)payload, (uint64_t)count,
                                     subjects, (uint32_t)nsubjects)) < 0) {
-    ee__cfg_fail(c, "cannot add the generator: %s", ee_strerror(rc));
+    evbu_fail(c, "cannot add the generator: %s", ee_strerror(rc));
     return rc;
   }
   ee_engine_set_fault_injection(eng, faults);
@@ -158,15 +97,12 @@ static int ee__plugin_create(const evb_host_t *host, const evb_config_t *cfg, co
                              void **out, char *err, size_t err_cap) {
   (void)json;
   (void)json_len;
-  ee__cfg_t c = {.host = host, .cfg = cfg, .err = err, .cap = err_cap};
-  if (!host || !out || !host->config_bool || !host->config_number || !host->config_string || !host->config_length) {
-    ee__cfg_fail(&c, "the host offers no configuration accessors");
-    return EE_EINVAL;
-  }
+  evbu_config_t c = evbu_config(host, cfg, err, err_cap);
+  if (c.failed || !out) return EE_EINVAL;
   ee__plugin_t *p = calloc(1, sizeof *p);
   if (!p || !(p->eng = ee_engine_new())) {
     free(p);
-    ee__cfg_fail(&c, "out of memory");
+    evbu_fail(&c, "out of memory");
     return EE_ENOMEM;
   }
   int rc = ee__configure(&c, p->eng);

@@ -135,7 +135,7 @@ TEST(plugin_config_errors) {
   CHECK(strcmp(err, "udp.enabled must be true or false") == 0);
   const cfg_entry_t bad_subject[] = {{"udp.port", 'n', NULL, 0}, {"tick.subject", 's', "a b", 0}};
   CHECK(create(p, bad_subject, 2, &eng, err) == EE_EINVAL);
-  CHECK(strcmp(err, "tick.subject \"a b\" is not a valid subject (tokens separated by single dots; no spaces, * or >)") == 0);
+  CHECK(strcmp(err, "tick.subject \"a b\" is not a valid subject (tokens separated by single dots; no spaces, \", \\, * or >)") == 0);
   /* A busy UDP port names the port and the key that changes it. */
   const cfg_entry_t first[] = {{"udp.port", 'n', NULL, 0}, {"tick.hz", 'n', NULL, 0}};
   void *holder = NULL;

@@ -13,6 +13,10 @@
  * batches and fewer socket writes; when a drain finds nothing it arms the
  * doorbell in the same call and the loop stops: no polling while idle.
  *
+ * Batches shrink as clients add distinct filters (`batchEventsFor`): every
+ * drained event is encoded once per distinct filter, and the time one turn
+ * keeps the event loop busy must not grow with what clients ask for.
+ *
  * After each turn it writes the bridge's panic messages to the log, at most
  * `PANIC_LOG_PER_SECOND` a second; the others are counted (the bridge counts
  * every panic itself, logged or not).
@@ -31,6 +35,21 @@ import { NATIVE_LAYOUT } from '../protocol/layout.js';
  * wrote 532 MB of log in a minute). */
 export const PANIC_LOG_PER_SECOND = 10;
 
+/** Distinct filters a full drain batch is sized for. Every drained batch is
+ * encoded once per distinct (filter, encoding) in use, so with more of them
+ * the batch shrinks in proportion, to keep one turn's encoding work (time
+ * the event loop is busy) near that of this many filters at
+ * `drain.batchMaxEvents`; with fewer, batches stay full. */
+export const FILTERS_PER_FULL_BATCH = 2;
+/** The smallest batch the drain shrinks to, events. */
+export const MIN_BATCH_EVENTS = 64;
+
+/** The events per drain call for `filters` distinct filters in use. */
+export function batchEventsFor(cfgMax: number, filters: number): number {
+  if (filters <= FILTERS_PER_FULL_BATCH) return cfgMax;
+  return Math.max(Math.min(MIN_BATCH_EVENTS, cfgMax), Math.floor((cfgMax * FILTERS_PER_FULL_BATCH) / filters));
+}
+
 const DRAIN = NATIVE_LAYOUT.structs.evb_drain_t.fields;
 
 export interface RingDrainHooks {
@@ -38,6 +57,8 @@ export interface RingDrainHooks {
   onDrainAge?: (seconds: number) => void;
   /** Called with the number of panic messages not logged (rate limit). */
   onPanicLogSuppressed?: (n: number) => void;
+  /** Distinct filters in use: the encodings each drained event costs (see FILTERS_PER_FULL_BATCH). */
+  distinctFilters?: () => number;
 }
 
 export class RingDrain {
@@ -68,16 +89,17 @@ export class RingDrain {
 
   private turn() {
     const c = this.cfg;
+    const maxEvents = batchEventsFor(c.batchMaxEvents, this.hooks.distinctFilters?.() ?? 0);
     let n = 0;
     let total = 0;
     for (let i = 0; i < c.batchesPerTurn && !this.finished; i++) {
-      n = this.drainOnce(false);
+      n = this.drainOnce(false, maxEvents);
       total += n;
       if (n === 0) break;
     }
     this.logPanics();
     if (this.finished) return;
-    if (n * 2 >= c.batchMaxEvents || this.lastBatchBytes * 2 >= c.batchMaxBytes) {
+    if (n * 2 >= maxEvents || this.lastBatchBytes * 2 >= c.batchMaxBytes) {
       setImmediate(() => this.turn()); // a backlog: yield to I/O, then go on
       return;
     }
@@ -89,17 +111,16 @@ export class RingDrain {
       return;
     }
     // Nothing left: arm the doorbell in the same call that checks once more.
-    if (this.drainOnce(true) > 0) {
+    if (this.drainOnce(true, maxEvents) > 0) {
       setImmediate(() => this.turn());
       return;
     }
     this.draining = false;
   }
 
-  /** One FFI call: releases the previous batch, emits the next. */
-  private drainOnce(arm: boolean): number {
-    const { batchMaxBytes, batchMaxEvents } = this.cfg;
-    const count = this.native.drain(this.host.bridge, batchMaxBytes, batchMaxEvents, arm);
+  /** One FFI call: releases the previous batch, emits the next (at most `maxEvents`). */
+  private drainOnce(arm: boolean, maxEvents = this.cfg.batchMaxEvents): number {
+    const count = this.native.drain(this.host.bridge, this.cfg.batchMaxBytes, maxEvents, arm);
     if (count <= 0) {
       if (count < 0) this.log.error({ err: Errors.EVB_ERR_NATIVE_CALL('evb_drain', this.native.statusName(count)) }, 'drain failed');
       this.lastBatchBytes = 0;

@@ -60,11 +60,13 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   const native = openNative(cfg.native.bridgeLibrary || defaultLibraryPaths().bridge);
   const engine = new EngineHost(cfg, native, log);
   const metrics = new Metrics(engine);
+  let stream: StreamServer | undefined;
   const drain = new RingDrain(engine, native, cfg.drain, log, {
     onDrainAge: (s) => metrics.eventAge('drain', s),
     onPanicLogSuppressed: (n) => metrics.panicLogSuppressedBy(n),
+    distinctFilters: () => stream?.filters.size ?? 0,
   });
-  const stream = new StreamServer({ cfg, batches$: drain.batches$, metrics, log, kinds: engine.kinds, engine: engine.description, version: VERSION });
+  stream = new StreamServer({ cfg, batches$: drain.batches$, metrics, log, kinds: engine.kinds, engine: engine.description, version: VERSION });
   const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log });
   checkFileLimit(cfg, log);
   try {

@@ -123,6 +123,11 @@ export function openNative(bridgePath = defaultLibraryPaths().bridge) {
         kindMask,
       ]),
     bridgeFree: (b: JsExternal) => call<undefined>('evb_bridge_free', DataType.Void, [X], [b]),
+    /** A userdata token for `b` and the callback's address, for hosts that
+     * register the callback with a producer themselves (the benchmarks). */
+    tokenNew: (b: JsExternal) => call<JsExternal>('evb_bridge_token_new', X, [X], [b]),
+    tokenRevoke: (token: JsExternal) => call<number>('evb_token_revoke', DataType.I32, [X], [token]),
+    callback: () => call<JsExternal>('evb_callback', X, [], []),
     /**
      * Installs `fn` as the bridge's doorbell (ffi-rs makes it a threadsafe
      * function: engine threads queue a call, never wait). Returns `release`,

@@ -285,3 +285,42 @@ t.test('a panic storm is counted in full while the log is rate-limited', async (
   const seconds = (Date.now() - t0) / 1000;
   t.ok(lines() <= 10 * (Math.ceil(seconds) + 1), `${lines()} panic lines in ${seconds.toFixed(1)} s: at most 10 a second`);
 });
+
+t.test('clients that ask for many distinct filters cannot stall the daemon: batches shrink, drops are counted', async (t) => {
+  // The attack measured before: 10 connections x 16 distinct filters that all
+  // match, in JSON (the costly encoding), with events flowing as fast as the
+  // generator goes. The clients read without parsing, so that this process's
+  // /healthz timings are the daemon's.
+  const d = await startDaemon(engine({ 'generator.threads': 1, 'generator.subjects': ['md.a', 'md.b'] }));
+  t.teardown(() => d.stop());
+  const answers: Record<string, number>[] = [];
+  const sockets = await Promise.all(
+    Array.from({ length: 10 }, async (_, ci) => {
+      const ws = new WebSocket(d.wsUrl, ['evbridge.v1.json']);
+      const count: Record<string, number> = {};
+      answers.push(count);
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        // Parse only {"type":"s(ubscribed)... and {"type":"er(ror)..., never the events.
+        if (isBinary || !(data[9] === 0x73 || (data[9] === 0x65 && data[10] === 0x72))) return;
+        const m = JSON.parse(data.toString()) as { type: string; code?: string };
+        const key = m.type === 'error' ? (m.code ?? 'error') : m.type;
+        count[key] = (count[key] ?? 0) + 1;
+      });
+      await within(new Promise((r) => ws.once('open', r)), 5000, 'open');
+      for (let i = 0; i < 16; i++) ws.send(JSON.stringify({ type: 'subscribe', id: `f${i}`, sources: [0, 1000 + ci * 16 + i] })); // distinct, all matching
+      return ws;
+    }),
+  );
+  await within(
+    (async () => {
+      while (answers.reduce((n, c) => n + (c.subscribed ?? 0) + (c.too_many_filters ?? 0), 0) < 160) await new Promise((r) => setTimeout(r, 20));
+    })(),
+    10000,
+    'the 160 answers',
+  );
+  t.equal(answers.reduce((n, c) => n + (c.too_many_filters ?? 0), 0), 160 - 64, 'past ws.maxDistinctFilters (64) the daemon refuses more');
+  const worst = await worstHealthz(d.base, new Promise((r) => setTimeout(r, 4000)));
+  t.ok(worst < 100, `/healthz within ${worst.toFixed(1)} ms with 64 distinct JSON filters matching every event`);
+  t.ok((await metric(d.base, 'evbridge_callbacks_dropped_total', 'reason="ring_full"')) > 0, 'what the daemon cannot encode in time is dropped at the ring and counted');
+  for (const ws of sockets) ws.terminate();
+});

@@ -394,3 +394,13 @@ t.test('too many frames a second: 4010; ten unusable frames in a row: 4009', asy
   t.same(bad.ws.closed, { code: 4009, reason: 'protocol_abuse' });
   t.equal(bad.ws.texts('error').length, MAX_BAD_FRAMES, 'each bad frame earned its error, ahead of the close');
 });
+
+t.test('the drain batch shrinks with the number of distinct filters', async (t) => {
+  const { batchEventsFor } = await import('../daemon/drain.js');
+  t.equal(batchEventsFor(4096, 0), 4096);
+  t.equal(batchEventsFor(4096, 2), 4096);
+  t.equal(batchEventsFor(4096, 4), 2048);
+  t.equal(batchEventsFor(4096, 64), 128);
+  t.equal(batchEventsFor(4096, 1000), 64, 'never below 64 events');
+  t.equal(batchEventsFor(16, 1000), 16, 'nor above the configured maximum');
+});

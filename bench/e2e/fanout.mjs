@@ -123,7 +123,7 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   await initHdr();
   const srv =
     server === 'evbridge'
-      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget}`)])
+      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget)}`])
       : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding })));

@@ -30,17 +30,17 @@ if (peer === 'evbridge') {
   const { openNative } = await import(join(root, 'dist/daemon/native.js'));
   const { ffi, call, done, pct, elapsed } = await ffiProducer();
   const nat = openNative();
-  const b = nat.bridge.create(8 << 20, 1024, 1e9, 1 << 3);
-  const ring = nat.wrap(nat.bridge.ringData(b), nat.bridge.ringCapacity(b));
-  const res = nat.wrap(nat.bridge.drainResult(b), 32);
-  const tok = nat.bridge.tokenNew(b);
+  const b = nat.bridgeNew(8 << 20, 1024, 1e9, 1 << 3);
+  const ring = nat.wrap(nat.ringData(b), nat.ringCapacity(b));
+  const res = nat.wrap(nat.drainResult(b), 32);
+  const tok = nat.tokenNew(b);
   let draining = false;
   const drain = () => {
     if (draining) return;
     draining = true;
     for (;;) {
-      let c = nat.bridge.drain(b, 1 << 20, 4096, false);
-      if (c === 0) c = nat.bridge.drain(b, 1 << 20, 4096, true);
+      let c = nat.drain(b, 1 << 20, 4096, false);
+      if (c === 0) c = nat.drain(b, 1 << 20, 4096, true);
       if (c === 0) break;
       let off = Number(res.readBigUInt64LE(0));
       for (let i = 0; i < c; i++) { checksum += ring[off + 48]; off += ring.readUInt32LE(off); }
@@ -49,13 +49,15 @@ if (peer === 'evbridge') {
     }
     draining = false;
   };
-  nat.bridge.setDoorbell(b, drain);
+  nat.setDoorbell(b, drain);
   drain();
   t0 = process.hrtime.bigint();
-  call('bp_start_evb', ffi.DataType.I32, [ffi.DataType.External, ffi.DataType.External, ffi.DataType.Double], [nat.bridge.callback(), tok, n]);
+  call('bp_start_evb', ffi.DataType.I32, [ffi.DataType.External, ffi.DataType.External, ffi.DataType.Double], [nat.callback(), tok, n]);
   await waitUntil(() => done());
   drain();
-  const s = (await import(join(root, 'dist/daemon/metrics.js'))).decodeStats(nat.wrap(nat.bridge.stats(b), 240));
+  const { decodeStats } = await import(join(root, 'dist/daemon/engine.js'));
+  const { NATIVE_LAYOUT } = await import(join(root, 'dist/protocol/layout.js'));
+  const s = decodeStats(nat.wrap(nat.stats(b), NATIVE_LAYOUT.structs.evb_stats_t.size));
   result = { dropped: s.dropped.ring_full, overload: 'drops counted in the ring; producer never waits', p50: pct(0.5), p999: pct(0.999), producerSeconds: elapsed() / 1e9 };
 } else if (peer === 'ffi-rs-void' || peer === 'ffi-rs-int') {
   const { ffi, call, done, pct, elapsed } = await ffiProducer();

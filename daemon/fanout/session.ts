@@ -14,7 +14,8 @@
  *   `ws.writeStallTimeoutMs` is a stall: gap notices, then 4008. Only
  *   completed writes count as progress; new writes never postpone the stall.
  * - Client frames cost tokens (`ws.maxSubscribesPerSecond`, a burst of as
- *   many); past it, close 4010. Ten unusable frames in a row: close 4009.
+ *   many); past it, close 4010. Ten malformed frames in a row (not JSON, not
+ *   a valid message, binary): close 4009.
  * - Replay (a subscribe with `from_seq`) is produced as the socket takes it:
  *   slices of at most `REPLAY_SLICE_EVENTS` events, read from the replay
  *   window only while the send window has room, each slice on its own turn
@@ -69,7 +70,7 @@ export function sessionBounds(c: Pick<Config['ws'], 'queueHardLimitBytes' | 'que
   const room = c.queueHardLimitBytes - c.queueLowWatermarkBytes;
   return { sendWindow: Math.min(MAX_SEND_WINDOW_BYTES, Math.floor(room / 2)), frameBytes: Math.max(4096, Math.min(MAX_FRAME_BYTES, Math.floor(room / 4))) };
 }
-/** Unusable client frames in a row before the connection is closed (4009). */
+/** Malformed client frames in a row before the connection is closed (4009). */
 export const MAX_BAD_FRAMES = 10;
 /** Events read from the replay window per slice (one turn of the event loop):
  * 1,024 JSON events take about 1.5 ms to encode (bench/RESULTS.md). */
@@ -509,19 +510,26 @@ export class Session {
         this.cutOff('rate_limited');
         return;
       }
-      if (isBinary) return this.bad(ErrorCode.unsupportedFrame, `Binary frames are not part of the client protocol (subprotocol ${this.encoding === 'binary' ? 'evbridge.v1.binary' : 'evbridge.v1.json'}).`);
+      if (isBinary) return this.malformed(ErrorCode.unsupportedFrame, `Binary frames are not part of the client protocol (subprotocol ${this.encoding === 'binary' ? 'evbridge.v1.binary' : 'evbridge.v1.json'}).`);
       const r = decodeClientFrame(data.toString('utf8'));
-      if (!r.ok) return this.bad(r.code, r.message, r.id);
+      if (!r.ok) return this.malformed(r.code, r.message, r.id);
+      this.badFrames = 0;
       const m = r.message;
       if (m.type === 'subscribe') return this.subscribe(m);
       this.unsubscribe(m.id);
     });
   }
 
+  /** A refusal of a valid message (an unknown id, a limit reached): an error reply. */
   private bad(code: ErrorCodeValue, message: string, id?: string) {
     this.send({ type: 'error', code, message, ...(id !== undefined ? { id } : {}) });
+  }
+
+  /** A message that is not one (not JSON, not a valid message, binary): an
+   * error reply, and the tenth in a row closes the connection (4009). */
+  private malformed(code: ErrorCodeValue, message: string, id?: string) {
+    this.bad(code, message, id);
     if (++this.badFrames >= MAX_BAD_FRAMES) this.cutOff('protocol_abuse');
-    else this.settle();
   }
 
   /**
@@ -550,7 +558,6 @@ export class Session {
         m.id,
       );
     }
-    this.badFrames = 0;
     const w = this.deps.window;
     const live = this.deps.lastSeq() + 1;
     let from = m.from_seq ?? live;
@@ -584,7 +591,6 @@ export class Session {
   private unsubscribe(id: string) {
     const sub = this.subs.get(id);
     if (!sub) return this.bad(ErrorCode.unknownSubscription, `No subscription "${id}".`, id);
-    this.badFrames = 0;
     this.queue = this.queue.filter((o) => {
       if (o.type === 'control' || o.sub !== sub) return true;
       if (o.type === 'events') this.dropEvents(sub, 'unsubscribed', o.chunk.count);

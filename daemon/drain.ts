@@ -34,6 +34,8 @@ import { NATIVE_LAYOUT } from '../protocol/layout.js';
 /** Panic messages written to the log per second at most (a panic storm once
  * wrote 532 MB of log in a minute). */
 export const PANIC_LOG_PER_SECOND = 10;
+/** Panic messages kept for the status page (each at most 512 bytes, the bridge's bound). */
+export const PANICS_KEPT = 20;
 
 /** Distinct filters a full drain batch is sized for. Every drained batch is
  * encoded once per distinct (filter, encoding) in use, so with more of them
@@ -68,6 +70,8 @@ export class RingDrain {
   private draining = false;
   private lastBatchBytes = 0;
   private finished = false;
+  /** The last PANICS_KEPT panic messages, for the status page. */
+  private readonly recentPanics: { time: number; message: string }[] = [];
   private panicWindowStart = 0;
   private panicsLogged = 0;
   private panicsSuppressed = 0;
@@ -155,6 +159,8 @@ export class RingDrain {
     for (;;) {
       const msg = this.native.panicMessageNext();
       if (!msg) return;
+      this.recentPanics.push({ time: now, message: msg });
+      if (this.recentPanics.length > PANICS_KEPT) this.recentPanics.shift();
       if (this.panicsLogged < PANIC_LOG_PER_SECOND) {
         this.panicsLogged++;
         this.log.error({ panic: msg }, 'native callback panicked');
@@ -163,6 +169,11 @@ export class RingDrain {
         this.hooks.onPanicLogSuppressed?.(1);
       }
     }
+  }
+
+  /** The last panic messages, oldest first. */
+  panics(): { time: number; message: string }[] {
+    return [...this.recentPanics];
   }
 
   /**

@@ -1,6 +1,8 @@
 /**
  * HTTP on the daemon's one port: `/metrics` (Prometheus text format),
- * `/healthz` (liveness), `/readyz` (engine started and draining), and the
+ * `/healthz` (liveness), `/readyz` (engine started and draining), the live
+ * status page at `/` and its data at `/api/status` (behind the same Origin
+ * and token checks as the WebSocket), and the
  * WebSocket upgrade at `ws.path`, which is authorised here before the
  * handshake: path, connection limit, Origin allow-list, bearer token.
  *
@@ -18,6 +20,8 @@
  * cannot hold file descriptors.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type IncomingMessage, type ServerResponse, STATUS_CODES, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Router from 'find-my-way';
@@ -26,6 +30,8 @@ import type { Config } from './config.js';
 import { type EngineHost, NATIVE_STATUS } from './engine.js';
 import type { Metrics, UpgradeRefusal } from './metrics.js';
 import type { StreamServer } from './fanout/server.js';
+import { repoRoot } from './native.js';
+import type { Status } from './status.js';
 
 export interface HttpDeps {
   cfg: Config;
@@ -33,6 +39,25 @@ export interface HttpDeps {
   engine: EngineHost;
   stream: StreamServer;
   log: Logger;
+  /** The status page's data (status.ts). */
+  status: () => Promise<Status>;
+}
+
+/** The status page's files: the HTML from the source tree, the bundle
+ * (uPlot included) that `npm run build` writes to dist/status/. */
+function loadStatusFiles(): Map<string, { type: string; body: Buffer }> {
+  const files = new Map<string, { type: string; body: Buffer }>();
+  const add = (route: string, path: string, type: string) => {
+    try {
+      files.set(route, { type, body: readFileSync(path) });
+    } catch {
+      // not built: the route answers 404 with a hint
+    }
+  };
+  add('/', join(repoRoot, 'daemon', 'status', 'index.html'), 'text/html; charset=utf-8');
+  add('/status/page.js', join(repoRoot, 'dist', 'status', 'page.js'), 'text/javascript; charset=utf-8');
+  add('/status/page.css', join(repoRoot, 'dist', 'status', 'page.css'), 'text/css; charset=utf-8');
+  return files;
 }
 
 /** Why a request was refused, with the HTTP status it gets. */
@@ -133,6 +158,38 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
     );
   });
   router.on('GET', '/healthz', (_req, res) => send(res, 200, 'text/plain', 'ok\n'));
+
+  // The live page and its data, behind the WebSocket's access checks; its
+  // static files carry no data and are open.
+  const files = loadStatusFiles();
+  const guarded = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const refusal = checkAccess(cfg, req, url);
+    if (!refusal) return true;
+    log.info({ ...who(req), status: refusal.status, reason: refusal.reason, path: url.pathname }, 'status page request refused');
+    if (refusal.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+    send(res, refusal.status, 'text/plain', `${refusal.message}\n`);
+    return false;
+  };
+  for (const route of ['/', '/status/page.js', '/status/page.css']) {
+    router.on('GET', route, (req, res) => {
+      if (route === '/' && !guarded(req, res)) return;
+      const f = files.get(route);
+      if (!f) return send(res, 404, 'text/plain', 'the status page is not built: run `npm run build`\n');
+      res.writeHead(200, { 'Content-Type': f.type, 'Content-Length': f.body.length, 'Cache-Control': 'no-cache' });
+      res.end(f.body);
+    });
+  }
+  router.on('GET', '/api/status', (req, res) => {
+    if (!guarded(req, res)) return;
+    d.status().then(
+      (st) => json(res, 200, st),
+      (err: Error) => {
+        log.error({ err }, 'status failed');
+        send(res, 500, 'text/plain', 'status failed\n');
+      },
+    );
+  });
   router.on('GET', '/readyz', (_req, res) =>
     d.engine.ready && accepting ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n'),
   );

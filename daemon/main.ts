@@ -16,6 +16,7 @@ import { Errors } from './errors.js';
 import { StreamServer } from './fanout/server.js';
 import { createHttpServer } from './http.js';
 import { Metrics } from './metrics.js';
+import { buildStatus } from './status.js';
 import { defaultLibraryPaths, openNative, repoRoot } from './native.js';
 
 /** The package version (package.json), for the hello and the logs. */
@@ -67,7 +68,19 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     distinctFilters: () => stream?.filters.size ?? 0,
   });
   stream = new StreamServer({ cfg, batches$: drain.batches$, metrics, log, kinds: engine.kinds, engine: engine.description, version: VERSION });
-  const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log });
+  const startedAt = Date.now();
+  const status = () =>
+    buildStatus({
+      version: VERSION,
+      epoch: stream.epoch,
+      startedAt,
+      wsPath: cfg.ws.path,
+      engine: engine.description,
+      metrics,
+      panics: () => drain.panics(),
+      sessions: () => stream.sessionSummaries(),
+    });
+  const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log, status });
   checkFileLimit(cfg, log);
   try {
     await new Promise<void>((resolve, reject) => {

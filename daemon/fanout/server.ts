@@ -103,6 +103,11 @@ export class StreamServer {
     return this.sessions.size;
   }
 
+  /** What the status page shows of each open connection. */
+  sessionSummaries() {
+    return [...this.sessions.keys()].map((s) => s.summary());
+  }
+
   /** Fault injection (tests): the next `n` session entry points throw. */
   injectSessionFaults(n: number) {
     this.sessionFaults += n;

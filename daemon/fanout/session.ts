@@ -153,6 +153,24 @@ export interface SessionDeps {
   injectFault?(): boolean;
 }
 
+/** What the status page shows of one connection. */
+export interface SessionSummary {
+  remote: string;
+  encoding: Encoding;
+  /** Unix ms. */
+  connectedAt: number;
+  queuedBytes: number;
+  inflightBytes: number;
+  subscriptions: {
+    id: string;
+    kinds: readonly string[] | null;
+    sources: readonly number[] | null;
+    subjects: readonly string[] | null;
+    replaying: boolean;
+    counts: SubscriptionCounts;
+  }[];
+}
+
 /** Counts of one subscription (see the module's "Accounting"). */
 export interface SubscriptionCounts {
   matched: number;
@@ -163,6 +181,12 @@ export interface SubscriptionCounts {
 class Subscription {
   /** `{"type":"events","sub":<id>,"events":` — the head fragment of its JSON messages. */
   readonly jsonHead: string;
+  /** The filter as the client asked for it (for the status page). */
+  asked: { kinds: readonly string[] | null; sources: readonly number[] | null; subjects: readonly string[] | null } = {
+    kinds: null,
+    sources: null,
+    subjects: null,
+  };
   /** Next seq to read from the replay window; null once live. */
   replayCursor: number | null = null;
   readonly counts: SubscriptionCounts = { matched: 0, sent: 0, dropped: {} };
@@ -274,6 +298,21 @@ export class Session {
   get isEnded(): boolean {
     return this.ended !== undefined;
   }
+  /** When the session began, Unix ms. */
+  readonly connectedAt = Date.now();
+
+  /** What the status page shows of this connection. */
+  summary(): SessionSummary {
+    return {
+      remote: this.remote,
+      encoding: this.encoding,
+      connectedAt: this.connectedAt,
+      queuedBytes: this.queuedBytes,
+      inflightBytes: this.inflightBytes,
+      subscriptions: [...this.subs.values()].map((s) => ({ id: s.id, ...s.asked, replaying: s.replayCursor !== null, counts: s.counts })),
+    };
+  }
+
   /** Counts of every subscription, current and removed. */
   counts(): { id: string; counts: SubscriptionCounts }[] {
     return [...this.past, ...[...this.subs.values()].map((s) => ({ id: s.id, counts: s.counts }))];
@@ -573,6 +612,7 @@ export class Session {
       }
     }
     const sub = new Subscription(m.id, filter, key, from);
+    sub.asked = { kinds: m.kinds ?? null, sources: m.sources ?? null, subjects: m.subjects ?? null };
     sub.replayCursor = from < live ? from : null;
     this.subs.set(m.id, sub);
     this.send({

@@ -50,10 +50,10 @@ function byLabel(m: Record<string, number>, name: string): [string, number][] {
 }
 
 /** One number bound to a metric (its total), with its rate. */
-function metricValue(name: string, label: string, m: Record<string, number>, rate: number | undefined): HTMLElement {
+function metricValue(name: string, label: string, m: Record<string, number>, rate: number | undefined, drop = false): HTMLElement {
   return el(
     'div',
-    { class: 'value' },
+    { class: drop && total(m, name) > 0 ? 'value drop' : 'value' },
     el('span', { class: 'label' }, label),
     el('span', { class: 'total', 'data-metric': name }, String(total(m, name))),
     el('span', { class: 'rate' }, rate === undefined ? '' : `${fmt(rate)}/s`),
@@ -95,19 +95,27 @@ function render(st: Status, dt: number) {
   const dropsOf = (name: string) =>
     byLabel(m, name)
       .filter(([, v]) => v > 0)
-      .map(([reason]) => metricValue(`${name}{reason="${reason}"}`, reason, { [`${name}{reason="${reason}"}`]: m[`${name}{reason="${reason}"}`] ?? 0 }, rate(`${name}{reason="${reason}"}`)));
+      .map(([reason]) => metricValue(`${name}{reason="${reason}"}`, reason, { [`${name}{reason="${reason}"}`]: m[`${name}{reason="${reason}"}`] ?? 0 }, rate(`${name}{reason="${reason}"}`), true));
   const cap = m.evbridge_ring_capacity_bytes ?? 1;
   const used = m.evbridge_ring_used_bytes ?? 0;
   const arrow = () => el('div', { class: 'arrow' }, '→');
   $('path').replaceChildren(
-    stage(`engine: ${st.engine.name}`, metricValue('evbridge_callbacks_total', 'callbacks', m, rate('evbridge_callbacks_total'))),
+    stage(
+      `engine: ${st.engine.name}`,
+      // The engine's own drop counters (named *drops_total by convention,
+      // docs/plugins.md): events lost before they reached the callback.
+      ...Object.keys(m)
+        .filter((k) => k.startsWith('evbridge_engine_') && k.endsWith('drops_total'))
+        .map((k) => metricValue(k, k.slice('evbridge_engine_'.length), m, rate(k), true)),
+      metricValue('evbridge_callbacks_total', 'callbacks', m, rate('evbridge_callbacks_total')),
+    ),
     arrow(),
     stage(
       'bridge',
       metricValue('evbridge_callbacks_accepted_total', 'accepted', m, rate('evbridge_callbacks_accepted_total')),
       ...dropsOf('evbridge_callbacks_invalid_total'),
-      metricValue('evbridge_callbacks_stale_total', 'stale', m, rate('evbridge_callbacks_stale_total')),
-      metricValue('evbridge_callbacks_panicked_total', 'panicked', m, rate('evbridge_callbacks_panicked_total')),
+      metricValue('evbridge_callbacks_stale_total', 'stale', m, rate('evbridge_callbacks_stale_total'), true),
+      metricValue('evbridge_callbacks_panicked_total', 'panicked', m, rate('evbridge_callbacks_panicked_total'), true),
     ),
     arrow(),
     stage(
@@ -172,7 +180,7 @@ function render(st: Status, dt: number) {
     el('p', {}, `${e.name} ${e.version} — ${e.path}`),
     el('p', {}, `kinds: ${e.kinds.map((k) => `${k.name} (${k.number})`).join(', ')}`),
     el('ul', {}, ...e.sources.map((s) => el('li', {}, `source ${s.id}: ${s.name} (${s.kind}) ${s.detail}`))),
-    el('div', {}, ...Object.keys(m).filter((k) => k.startsWith('evbridge_engine_')).map((k) => metricValue(k, k.slice('evbridge_engine_'.length), m, rate(k)))),
+    el('div', { class: 'counters' }, ...Object.keys(m).filter((k) => k.startsWith('evbridge_engine_')).map((k) => metricValue(k, k.slice('evbridge_engine_'.length), m, rate(k)))),
   );
   $('panics').replaceChildren(...st.panics.slice().reverse().map((p) => el('li', {}, `${new Date(p.time).toISOString()} ${p.message}`)));
 }

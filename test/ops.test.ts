@@ -12,9 +12,9 @@ import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { ROOT, startDaemon } from './helpers/daemon.js';
 
-const RULES = join(ROOT, 'ops', 'prometheus', 'evbridge-alerts.yml');
-const RULE_TESTS = join(ROOT, 'ops', 'prometheus', 'evbridge-alerts.test.yml');
-const DASHBOARD = join(ROOT, 'ops', 'grafana', 'evbridge.json');
+const RULES = join(ROOT, 'daemon', 'ops', 'prometheus', 'evbridge-alerts.yml');
+const RULE_TESTS = join(ROOT, 'daemon', 'ops', 'prometheus', 'evbridge-alerts.test.yml');
+const DASHBOARD = join(ROOT, 'daemon', 'ops', 'grafana', 'evbridge.json');
 const SCHEMA_TYPES = join(ROOT, 'node_modules', '@grafana', 'schema', 'dist', 'types', 'raw');
 
 interface Target {
@@ -33,7 +33,7 @@ const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel
 const rules = parseYaml(readFileSync(RULES, 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
 
 function promtool(args: string[]) {
-  const r = spawnSync('promtool', args, { encoding: 'utf8', cwd: join(ROOT, 'ops', 'prometheus') });
+  const r = spawnSync('promtool', args, { encoding: 'utf8', cwd: join(ROOT, 'daemon', 'ops', 'prometheus') });
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 

@@ -103,7 +103,7 @@ function render(st: Status, dt: number) {
     stage(
       `engine: ${st.engine.name}`,
       // The engine's own drop counters (named *drops_total by convention,
-      // docs/plugins.md): events lost before they reached the callback.
+      // native/plugins/README.md): events lost before they reached the callback.
       ...Object.keys(m)
         .filter((k) => k.startsWith('evbridge_engine_') && k.endsWith('drops_total'))
         .map((k) => metricValue(k, k.slice('evbridge_engine_'.length), m, rate(k), true)),

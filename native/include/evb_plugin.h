@@ -9,7 +9,7 @@
  * loads the plugin by path (engine.plugin), creates the engine from its
  * configuration block (engine.config), registers the bridge's callback for
  * the kinds the engine declares, and starts it. The engine then calls the
- * callback from its own threads, one call per event. docs/plugins.md walks
+ * callback from its own threads, one call per event. native/plugins/README.md walks
  * through a complete plugin (native/plugins/template/).
  *
  * The plugin does not link against libevbridge; this header is all it needs.

@@ -26,7 +26,7 @@
  * would say nothing. The original stamp of a replayed packet is not kept.
  *
  * Live capture needs CAP_NET_RAW (and AF_PACKET): see
- * daemon/evbridge-pcap.conf, the systemd drop-in, and docs/plugins.md.
+ * daemon/evbridge-pcap.conf, the systemd drop-in, and native/plugins/README.md.
  *
  * Threading: create, start, stop, free and counters run on the host's
  * control thread; the capture thread calls the callback. Stop uses

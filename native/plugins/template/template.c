@@ -5,7 +5,7 @@
  * hands each line to the bridge as one event: kind "line", payload = the
  * line without its newline, subject from the configuration. Replace the
  * reader thread with your library's event loop and its callback; keep the
- * rest. docs/plugins.md walks through it.
+ * rest. native/plugins/README.md walks through it.
  *
  * Configuration (engine.config):
  *   path            file to read: a named pipe, a regular file, or "-" for

@@ -10,6 +10,8 @@
 //   Part 3  overload (clients throttled, fed over 10x what they take) with
 //           RSS over time, drops per stage and the accounting invariant; and
 //           idle CPU.
+//   Part 4  cost per distinct filter: 16 binary clients at a fixed rate
+//           below saturation, with 1 to 16 distinct filters (bench/e2e).
 // Full mode runs every case 3 times and reports median [min, max]; --quick
 // runs each case once with shorter windows (under 2 minutes in all).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -17,7 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clientPool, cpuSeconds, fanoutCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
+import { clientPool, cpuSeconds, fanoutCase, filtersCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const quick = process.argv.includes('--quick');
@@ -112,6 +114,17 @@ const over = [];
 for (const server of ['evbridge', 'naive']) {
   over.push(await overloadCase(pool, { server, n: 10, rate: OVER_RATE, clientRate: CLIENT_RATE, seconds: overSeconds, rssCapMiB: 4096 }));
   log(`part 3: ${server} overload done`);
+}
+// ---- Part 4 -------------------------------------------------------------
+const FILTER_CLIENTS = 16;
+const FILTER_RATE = 200_000;
+const DISTINCT = quick ? [1, 4, 16] : [1, 2, 4, 8, 16];
+const part4 = [];
+for (const distinct of DISTINCT) {
+  const runs = [];
+  for (let r = 0; r < RUNS2; r++) runs.push(await filtersCase(pool, { n: FILTER_CLIENTS, distinct, rate: FILTER_RATE, seconds, warmup }));
+  part4.push({ distinct, runs });
+  log(`part 4: ${distinct} distinct filters: ${med(runs.map((x) => x.cores)).toFixed(2)} cores`);
 }
 pool.kill();
 
@@ -221,6 +234,18 @@ const lines = [
   ...acc.checks.map(([what, ok]) => `| ${what} | ${ok ? 'yes' : '**NO**'} |`),
   '',
   `Idle: a default daemon (UDP source, 1 Hz tick, no clients) ran through this whole benchmark; over ${idleWindow.toFixed(0)} s after a 10 s settling period it used **${idleCpu.toFixed(2)} %** of one core (utime + stime from /proc).`,
+  '',
+  '## 4. Cost per distinct filter',
+  '',
+  `${FILTER_CLIENTS} binary clients, each in its own process, subscribed with filters that all match every event (the generator's source id plus a made-up one per filter), so they differ only in how many distinct (filter, encoding) pairs the daemon serves. The generator offers ${rate(FILTER_RATE)} events/s (64-byte payloads) for ${seconds} s after ${warmup} s of warm-up. The daemon filters and encodes each drained batch once per distinct pair and shares the frame among the clients that hold it, and it shrinks its drain batches as the pairs grow (daemon/drain.ts, batchEventsFor), so the cost is paid per pair, not per client. CPU is the daemon process's utime + stime over the window.`,
+  '',
+  '| distinct filters | daemon CPU (cores) | CPU ms per 1 M events offered | × one filter | per client ev/s (median) | slowest client | events shed | latency p50 | p99 | p99.9 | seq violations |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...part4.map((r) => {
+    const base = med(part4[0].runs.map((x) => x.cpuMsPerMillionOffered));
+    const f = (k, fn) => fmt(r.runs.map((x) => x[k]), fn);
+    return `| ${r.distinct} | ${f('cores', (x) => x.toFixed(2))} | ${f('cpuMsPerMillionOffered', (x) => x.toFixed(0))} | ${(med(r.runs.map((x) => x.cpuMsPerMillionOffered)) / base).toFixed(2)} | ${f('perClientMedian', rate)} | ${f('perClientMin', rate)} | ${f('shed', (x) => String(x))} | ${f('p50', us)} | ${f('p99', us)} | ${f('p999', us)} | ${r.runs.reduce((a, x) => a + x.violations, 0)} |`;
+  }),
   '',
   '## Goals',
   '',

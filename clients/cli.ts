@@ -9,6 +9,7 @@
  * credentials; 4 when no connection opened within --give-up-after; 5 when
  * the daemon refuses the subscription (a bad filter).
  */
+import { execFile } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
 import { AuthError, ConnectError, DaemonError, EvbridgeClient } from './client.js';
 
@@ -42,6 +43,10 @@ const program = new Command('evbridge-sub')
     'json',
   )
   .option('--token <token>', 'bearer token (or EVBRIDGE_TOKEN)')
+  .option(
+    '--token-command <cmd>',
+    'shell command printing a fresh token on stdout; run for each connection and before the token expires (JWT access), and the connection is refreshed with its output',
+  )
   .option('--count <n>', 'exit after this many events', int)
   .option('--give-up-after <ms>', 'exit 4 when no connection opened for this long', int, 30_000)
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
@@ -55,14 +60,26 @@ const o = program.opts<{
   epoch?: string;
   encoding: 'json' | 'binary';
   token?: string;
+  tokenCommand?: string;
   count?: number;
   giveUpAfter: number;
 }>();
 
+/** Runs --token-command (10 s at most) and returns its trimmed output. */
+const tokenFromCommand = (cmd: string) => (): Promise<string> =>
+  new Promise((resolve, reject) =>
+    execFile('/bin/sh', ['-c', cmd], { timeout: 10_000, maxBuffer: 64 * 1024 }, (err, stdout) => {
+      if (err) return reject(new Error(`--token-command failed: ${err.message}`));
+      const t = stdout.trim();
+      if (!t) return reject(new Error('--token-command printed nothing'));
+      resolve(t);
+    }),
+  );
+
 const client = new EvbridgeClient({
   url: o.url,
   encoding: o.encoding,
-  token: o.token ?? process.env.EVBRIDGE_TOKEN,
+  token: o.tokenCommand ? tokenFromCommand(o.tokenCommand) : (o.token ?? process.env.EVBRIDGE_TOKEN),
   giveUpAfterMs: o.giveUpAfter,
   onNotice: (n) => process.stderr.write(`${JSON.stringify(n)}\n`),
 });

@@ -19,7 +19,12 @@
  *   leave the connection and the stream as they are (PROTOCOL.md: the
  *   connection stays open) and go to `onNotice`.
  * - Auth: the token goes in the `access_token` query parameter, which
- *   browsers can send (they cannot set headers on a WebSocket). A 401/403
+ *   browsers can send (they cannot set headers on a WebSocket). `token` may
+ *   be a function: it is called for each connection, and, when the daemon's
+ *   hello says the token expires (JWT access), again before it does
+ *   (`refreshBeforeMs`, or half the time left when that is less), and the
+ *   new token is sent in a `refresh` message, so the connection stays open
+ *   with no gap. A close for expiry (4011) reconnects with a new token. A 401/403
  *   ends the Observable with an `AuthError` instead of retrying (Node only,
  *   from ws's `unexpected-response` event: browsers do not expose the
  *   handshake status, so they retry).
@@ -88,12 +93,17 @@ export type SocketFactory = (url: string, protocols: string[]) => SocketLike | P
 export type Notice =
   | { type: 'connect_failed'; attempt: number; message: string }
   | { type: 'daemon_error'; code: string; message: string }
-  | { type: 'bad_frame'; message: string };
+  | { type: 'bad_frame'; message: string }
+  | { type: 'token_refreshed'; exp: number | null }
+  | { type: 'refresh_failed'; message: string };
 
 export interface ClientOptions {
   /** e.g. ws://127.0.0.1:8080/v1/stream */
   url: string;
-  token?: string;
+  /** A bearer token, or a function giving one (called per connection and to refresh). */
+  token?: string | (() => string | Promise<string>);
+  /** Refresh this long before the token expires (ms). Default 30 000. */
+  refreshBeforeMs?: number;
   encoding?: 'json' | 'binary';
   /** Reconnect backoff: first delay, cap, growth; delays are drawn in [0, d]. */
   backoff?: { initialMs?: number; maxMs?: number; factor?: number };
@@ -180,11 +190,29 @@ export class EvbridgeClient {
       let epoch = filter.epoch;
       let next = filter.fromSeq; // resume point
       let lastOpen = Date.now();
-      const url = o.token ? `${o.url}${o.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(o.token)}` : o.url;
+      let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+      const getToken = async () => (typeof o.token === 'function' ? await o.token() : o.token);
+      const withToken = (t: string | undefined) => (t ? `${o.url}${o.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(t)}` : o.url);
+      /** Sends a fresh token before `exp` (Unix seconds), when `token` is a function. */
+      const scheduleRefresh = (s: SocketLike, exp: number | null) => {
+        clearTimeout(refreshTimer);
+        if (exp === null || typeof o.token !== 'function') return;
+        const left = exp * 1000 - Date.now();
+        const wait = Math.max(0, left - Math.min(o.refreshBeforeMs ?? 30_000, left / 2));
+        refreshTimer = setTimeout(() => {
+          getToken().then(
+            (t) => {
+              if (!stopped && sock === s && t) s.send(JSON.stringify({ type: 'refresh', token: t }));
+            },
+            (err: Error) => notice({ type: 'refresh_failed', message: `the token function failed: ${err.message}` }),
+          );
+        }, Math.min(wait, 2 ** 31 - 1));
+      };
 
       const end = (err?: Error) => {
         stopped = true;
         clearTimeout(timer);
+        clearTimeout(refreshTimer);
         if (err) sub.error(err);
         else sub.complete();
       };
@@ -197,7 +225,7 @@ export class EvbridgeClient {
       const connect = async () => {
         let s: SocketLike;
         try {
-          s = await open(url, [encoding === 'binary' ? SUBPROTOCOL_BINARY : SUBPROTOCOL_JSON]);
+          s = await open(withToken(await getToken()), [encoding === 'binary' ? SUBPROTOCOL_BINARY : SUBPROTOCOL_JSON]);
         } catch (err) {
           return end(err as Error);
         }
@@ -257,7 +285,7 @@ export class EvbridgeClient {
             return broken('a text frame that is not JSON');
           }
           const type = (raw as { type?: unknown } | null)?.type;
-          if (!['hello', 'subscribed', 'unsubscribed', 'events', 'gap', 'error'].includes(String(type))) return; // future types
+          if (!['hello', 'subscribed', 'unsubscribed', 'events', 'gap', 'error', 'refreshed'].includes(String(type))) return; // future types
           const parsed = ServerMessageSchema.safeParse(raw);
           if (!parsed.success) return broken(`invalid ${String(type)} message: ${parsed.error.issues[0]?.message ?? ''}`);
           const m = parsed.data;
@@ -279,8 +307,13 @@ export class EvbridgeClient {
               );
               if (epoch !== undefined && epoch !== current) next = undefined; // the old seqs mean nothing now
               epoch = current;
+              scheduleRefresh(s, m.auth?.exp ?? null);
               return;
             }
+            case 'refreshed':
+              notice({ type: 'token_refreshed', exp: m.exp });
+              scheduleRefresh(s, m.exp);
+              return;
             case 'subscribed':
               if (m.id === SUB) accepted = true;
               return;
@@ -305,6 +338,7 @@ export class EvbridgeClient {
               return;
             case 'error':
               if (m.id === SUB && !accepted) return end(new DaemonError(m.code, `evbridge refused the subscription: ${m.code}: ${m.message}`));
+              if (m.code === 'refresh_refused') notice({ type: 'refresh_failed', message: m.message });
               notice({ type: 'daemon_error', code: m.code, message: m.message });
               return;
             default:
@@ -317,6 +351,7 @@ export class EvbridgeClient {
         };
         s.onclose = () => {
           sock = undefined;
+          clearTimeout(refreshTimer);
           if (opened) lastOpen = Date.now(); // the give-up clock counts from the last open connection
           if (stopped) return;
           if (o.reconnect === false) return end();
@@ -331,6 +366,7 @@ export class EvbridgeClient {
       return () => {
         stopped = true;
         clearTimeout(timer);
+        clearTimeout(refreshTimer);
         sock?.close(1000);
       };
     });

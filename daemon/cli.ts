@@ -81,3 +81,5 @@ const onSignal = (sig: NodeJS.Signals) => {
 };
 process.on('SIGTERM', onSignal);
 process.on('SIGINT', onSignal);
+// SIGHUP re-reads the JWT key file (key rotation without a restart).
+process.on('SIGHUP', () => daemon.reloadKeys());

@@ -98,7 +98,23 @@ export const ConfigSchema = z
         writeStallTimeoutMs: z.number().int().min(100).describe('a write that makes no progress this long disconnects (gap notice, then 4008)'),
         heartbeatIntervalMs: z.number().int().min(100).describe('ping interval; a missed pong terminates'),
         allowedOrigins: z.array(z.string().min(1)).describe('Origin allow-list (comma-separated in flags and env); empty allows any'),
-        token: z.string().describe('bearer token required for WebSocket, /debug and the status page; empty disables auth'),
+        token: z
+          .string()
+          .describe('shared bearer token: with ws.auth "token" (or "auto") required for the WebSocket; when set, also required for /debug and the status page in every mode'),
+        auth: z
+          .enum(['auto', 'none', 'token', 'jwt'])
+          .describe('who may subscribe: none, the shared ws.token, or JWT access tokens with per-subscriber rights (README, "Access: tokens and rights"); auto is token when ws.token is set, else none'),
+        jwt: z
+          .object({
+            keyFile: z
+              .string()
+              .describe('the verification key: a file of raw bytes is an HS256 secret (32 bytes or more), a PEM public key is RS256, ES256 or EdDSA by its type, a JWKS holds public keys chosen by kid; re-read on SIGHUP'),
+            audience: z.string().describe('required aud claim; empty: not checked'),
+            issuer: z.string().describe('required iss claim; empty: not checked'),
+            clockToleranceSeconds: z.number().int().min(0).max(300).describe('leeway on exp and nbf, seconds'),
+            claim: z.string().min(1).describe('the claim holding a token\'s rights: {"kinds": [...], "sources": [...], "subjects": [...]}'),
+          })
+          .strict(),
       })
       .strict()
       .refine((w) => w.queueHardLimitBytes > w.queueLowWatermarkBytes, {
@@ -147,6 +163,8 @@ export const DEFAULTS: Config = {
     heartbeatIntervalMs: 30000,
     allowedOrigins: [],
     token: '',
+    auth: 'auto',
+    jwt: { keyFile: '', audience: '', issuer: '', clockToleranceSeconds: 5, claim: 'evbridge' },
   },
   replay: { maxEvents: 100_000, maxBytes: 16 << 20 },
   native: { bridgeLibrary: '' },

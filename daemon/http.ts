@@ -4,7 +4,10 @@
  * status page at `/` and its data at `/api/status` (behind the same Origin
  * and token checks as the WebSocket), and the
  * WebSocket upgrade at `ws.path`, which is authorised here before the
- * handshake: path, connection limit, Origin allow-list, bearer token.
+ * handshake: path, connection limit, Origin allow-list, then the
+ * credentials of `ws.auth` (auth.ts: none, the shared token, or a JWT whose
+ * rights go with the connection). The status page and /debug are guarded by
+ * the Origin allow-list and, when set, the shared `ws.token`, in every mode.
  *
  * With `faultInjection` on, `POST /debug/fault/:name?count=N`,
  * `POST /debug/panic?count=N` and `POST /debug/session-fault?count=N` drive
@@ -26,6 +29,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES, createServer, 
 import type { Duplex } from 'node:stream';
 import Router from 'find-my-way';
 import type { Logger } from 'pino';
+import { AuthError, type Authenticator, tokenOf } from './auth.js';
 import type { Config } from './config.js';
 import { type EngineHost, NATIVE_STATUS } from './engine.js';
 import type { Metrics, UpgradeRefusal } from './metrics.js';
@@ -41,6 +45,7 @@ export interface HttpDeps {
   log: Logger;
   /** The status page's data (status.ts). */
   status: () => Promise<Status>;
+  auth: Authenticator;
 }
 
 /** The status page's files: the HTML from the source tree, the bundle
@@ -75,35 +80,37 @@ function tokenMatches(expected: string, given: string | null | undefined): boole
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/**
- * The access rule of the WebSocket and the debug endpoints: a browser
- * (which sends Origin) must come from an allowed origin, and when
- * `ws.token` is set the request must carry it as a bearer token, in the
- * Authorization header or, where headers cannot be set (browsers), the
- * `access_token` query parameter (RFC 6750 section 2.3).
- */
-export function checkAccess(cfg: Config, req: IncomingMessage, url: URL): Refusal | null {
+/** A browser (which sends Origin) must come from an allowed origin. */
+function checkOrigin(cfg: Config, req: IncomingMessage): Refusal | null {
   const origin = req.headers.origin;
   if (origin !== undefined && cfg.ws.allowedOrigins.length > 0 && !cfg.ws.allowedOrigins.includes(origin)) {
     return { status: 403, reason: 'origin', message: 'origin not allowed' };
   }
-  if (cfg.ws.token) {
-    const auth = req.headers.authorization;
-    const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    if (!tokenMatches(cfg.ws.token, bearer ?? url.searchParams.get('access_token'))) {
-      return { status: 401, reason: 'token', message: 'missing or wrong bearer token' };
-    }
+  return null;
+}
+
+/**
+ * The access rule of the status page and the debug endpoints: the Origin
+ * allow-list, and when `ws.token` is set the request must carry it as a
+ * bearer token, in the Authorization header or, where headers cannot be set
+ * (browsers), the `access_token` query parameter (RFC 6750 section 2.3).
+ */
+export function checkAccess(cfg: Config, req: IncomingMessage, url: URL): Refusal | null {
+  const bad = checkOrigin(cfg, req);
+  if (bad) return bad;
+  if (cfg.ws.token && !tokenMatches(cfg.ws.token, tokenOf(req, url))) {
+    return { status: 401, reason: 'token', message: 'missing or wrong bearer token' };
   }
   return null;
 }
 
-/** Checks an upgrade request; returns why it is refused, or null. */
+/** Checks an upgrade request before its credentials; returns why it is refused, or null. */
 export function checkUpgrade(cfg: Config, req: IncomingMessage, connections: number, accepting: boolean): Refusal | null {
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname !== cfg.ws.path) return { status: 404, reason: 'unknown_path', message: 'unknown path' };
   if (!accepting) return { status: 503, reason: 'shutting_down', message: 'shutting down' };
   if (connections >= cfg.ws.maxConnections) return { status: 503, reason: 'too_many_connections', message: 'too many connections' };
-  return checkAccess(cfg, req, url);
+  return checkOrigin(cfg, req);
 }
 
 function refuse(socket: Duplex, r: Refusal) {
@@ -263,15 +270,29 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
-    const r = checkUpgrade(cfg, req, d.stream.connections, accepting);
-    if (r) {
+    const refused = (r: Refusal, extra: object = {}) => {
       metrics.wsUpgradeRefused(r.reason);
       // The address, the Origin and the reason: never the Authorization header or the URL.
-      log.info({ ...who(req), status: r.status, reason: r.reason }, 'WebSocket upgrade refused');
+      log.info({ ...who(req), status: r.status, reason: r.reason, ...extra }, 'WebSocket upgrade refused');
       refuse(socket, r);
-      return;
-    }
-    d.stream.handleUpgrade(req, socket, head);
+    };
+    const r = checkUpgrade(cfg, req, d.stream.connections, accepting);
+    if (r) return refused(r);
+    const url = new URL(req.url ?? '/', 'http://x');
+    d.auth.authenticate(tokenOf(req, url)).then(
+      (principal) => {
+        if (socket.destroyed) return;
+        // Checked again: the limit or a shutdown may have come meanwhile.
+        const again = checkUpgrade(cfg, req, d.stream.connections, accepting);
+        if (again) return refused(again);
+        d.stream.handleUpgrade(req, socket, head, principal);
+      },
+      (err: unknown) => {
+        const e = err instanceof AuthError ? err : new AuthError('malformed', 'token could not be checked');
+        metrics.authRefused(e.reason);
+        if (!socket.destroyed) refused({ status: 401, reason: 'token', message: e.message }, { auth: e.reason, user: e.sub });
+      },
+    );
   });
   return {
     server,

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { Authenticator } from './auth.js';
 import type { Config } from './config.js';
 import { RingDrain } from './drain.js';
 import { EngineHost, type NativeStats } from './engine.js';
@@ -32,6 +33,8 @@ export interface Daemon {
   stop(): Promise<NativeStats>;
   /** The counters now (the final ones once stopped). */
   counters(): NativeStats;
+  /** SIGHUP: re-reads the JWT key file (a bad file keeps the previous keys); logs and counts the result. */
+  reloadKeys(): void;
 }
 
 /** Warns when http.maxConnections comes near the process's open-file limit. */
@@ -58,6 +61,7 @@ function checkFileLimit(cfg: Config, log: Logger) {
  *   what was started by then is stopped again.
  */
 export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
+  const auth = new Authenticator(cfg.ws); // a bad key file fails before anything starts
   const native = openNative(cfg.native.bridgeLibrary || defaultLibraryPaths().bridge);
   const engine = new EngineHost(cfg, native, log);
   const metrics = new Metrics(engine);
@@ -67,7 +71,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
     onPanicLogSuppressed: (n) => metrics.panicLogSuppressedBy(n),
     distinctFilters: () => stream?.filters.size ?? 0,
   });
-  stream = new StreamServer({ cfg, batches$: drain.batches$, metrics, log, kinds: engine.kinds, engine: engine.description, version: VERSION });
+  stream = new StreamServer({ cfg, batches$: drain.batches$, metrics, log, kinds: engine.kinds, engine: engine.description, version: VERSION, auth });
   const startedAt = Date.now();
   const status = () =>
     buildStatus({
@@ -80,7 +84,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       panics: () => drain.panics(),
       sessions: () => stream.sessionSummaries(),
     });
-  const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log, status });
+  const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log, status, auth });
   checkFileLimit(cfg, log);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -119,7 +123,8 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       httpPort,
       epoch: stream.epoch,
       ringBytes: cfg.ring.capacityBytes,
-      auth: cfg.ws.token ? 'bearer' : 'none',
+      auth: auth.mode,
+      ...(auth.keyDescription ? { jwtKeys: auth.keyDescription } : {}),
       faultInjection: cfg.faultInjection,
     },
     'evbridge started',
@@ -136,5 +141,19 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       log.info({ counters: final, wsConnections: stream.connections }, 'evbridge stopped');
       return final;
     })());
-  return { httpPort, engine, stream, metrics, stop, counters: () => engine.stats() };
+  const reloadKeys = () => {
+    if (auth.mode !== 'jwt') {
+      log.info({ auth: auth.mode }, 'SIGHUP: no key file to reload');
+      return;
+    }
+    try {
+      const keys = auth.reload();
+      metrics.authKeyReload('ok');
+      log.info({ keyFile: cfg.ws.jwt.keyFile, jwtKeys: keys }, 'JWT keys reloaded');
+    } catch (err) {
+      metrics.authKeyReload('failed');
+      log.error({ err }, 'JWT key reload failed: the previous keys stay in use');
+    }
+  };
+  return { httpPort, engine, stream, metrics, stop, counters: () => engine.stats(), reloadKeys };
 }

@@ -10,6 +10,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { EngineDescription, NativeStats } from './engine.js';
 import { NATIVE_LAYOUT } from '../protocol/layout.js';
+import { AUTH_REFUSALS, type AuthMode, type AuthRefusal } from './auth.js';
 
 /** Why a WebSocket connection ended. */
 export const DISCONNECT_REASONS = [
@@ -21,6 +22,7 @@ export const DISCONNECT_REASONS = [
   'protocol_abuse',
   'rate_limited',
   'session_error',
+  'token_expired',
 ] as const;
 export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
 
@@ -110,6 +112,9 @@ export class Metrics {
   private readonly httpConnections: Gauge;
   private readonly httpRefused: Counter<'reason'>;
   private readonly panicLogSuppressed: Counter;
+  private readonly authRefusals: Counter<'reason'>;
+  private readonly wsAccepted: Counter<'auth'>;
+  private readonly keyReloads: Counter<'result'>;
 
   constructor(private readonly source: NativeSource) {
     const r = this.registry;
@@ -204,7 +209,28 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [r],
     });
+    this.authRefusals = new Counter({
+      name: 'evbridge_auth_refusals_total',
+      help: 'Tokens refused at the upgrade or in a refresh, and subscriptions refused by a token\'s rights, by reason.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    this.wsAccepted = new Counter({
+      name: 'evbridge_ws_connections_accepted_total',
+      help: 'WebSocket connections accepted, by authentication mode.',
+      labelNames: ['auth'],
+      registers: [r],
+    });
+    this.keyReloads = new Counter({
+      name: 'evbridge_auth_key_reloads_total',
+      help: 'Re-reads of ws.jwt.keyFile on SIGHUP, by result (a failed one keeps the previous keys).',
+      labelNames: ['result'],
+      registers: [r],
+    });
     // Every label value exists from the start, so dashboards see 0, not absence.
+    for (const reason of AUTH_REFUSALS) this.authRefusals.inc({ reason }, 0);
+    for (const auth of ['none', 'token', 'jwt']) this.wsAccepted.inc({ auth }, 0);
+    for (const result of ['ok', 'failed']) this.keyReloads.inc({ result }, 0);
     for (const reason of WS_DROP_REASONS) this.wsDropped.inc({ reason }, 0);
     for (const reason of DISCONNECT_REASONS) this.wsDisconnects.inc({ reason }, 0);
     for (const reason of UPGRADE_REFUSALS) this.wsRefused.inc({ reason }, 0);
@@ -244,6 +270,15 @@ export class Metrics {
   }
   httpConnection(delta: 1 | -1) {
     this.httpConnections.inc(delta);
+  }
+  authRefused(reason: AuthRefusal) {
+    this.authRefusals.inc({ reason });
+  }
+  wsConnectionAccepted(auth: AuthMode) {
+    this.wsAccepted.inc({ auth });
+  }
+  authKeyReload(result: 'ok' | 'failed') {
+    this.keyReloads.inc({ result });
   }
   httpRefusedMaxConnections() {
     this.httpRefused.inc({ reason: 'max_connections' });

@@ -17,7 +17,10 @@ export function decodeClientFrame(text: string): DecodeResult {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, code: ErrorCode.badJson, message: `Frame is not valid JSON: ${(err as Error).message}` };
+    // V8's message quotes the input; only the position is given back, so
+    // that no part of a frame (a token, say) is ever echoed.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return { ok: false, code: ErrorCode.badJson, message: `Frame is not valid JSON${at !== undefined ? ` (at character ${at})` : ''}.` };
   }
   const parsed = ClientMessageSchema.safeParse(value);
   if (!parsed.success) {

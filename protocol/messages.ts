@@ -12,9 +12,9 @@ import { compilePattern } from './subjects.js';
 /** Protocol version carried in the hello. */
 export const PROTOCOL_VERSION = 1;
 /** Revision of protocol v1 (additions that old clients can ignore); in the hello. */
-export const PROTOCOL_REVISION = 2;
+export const PROTOCOL_REVISION = 3;
 /** Optional features of this revision, listed in the hello. */
-export const FEATURES = ['subjects', 'engine_kinds'] as const;
+export const FEATURES = ['subjects', 'engine_kinds', 'token_refresh'] as const;
 
 /** WebSocket subprotocol names. */
 export const SUBPROTOCOL_JSON = 'evbridge.v1.json';
@@ -27,6 +27,9 @@ export type KindName = string;
 export const SUB_ID_MAX_BYTES = 64;
 /** Longest epoch string, bytes. */
 export const EPOCH_MAX_BYTES = 64;
+/** Longest access token, bytes (in the Authorization header, the
+ * access_token query parameter or a refresh message). */
+export const TOKEN_MAX_BYTES = 8192;
 /** Most kinds, sources and subject patterns one subscription may list. */
 export const FILTER_LIMITS = { kinds: KIND_MAX + 1, sources: 1024, subjects: 16 } as const;
 
@@ -44,6 +47,8 @@ export const CloseCode = {
   protocolAbuse: 4009,
   /** Subscribes and unsubscribes faster than `ws.maxSubscribesPerSecond`. */
   rateLimited: 4010,
+  /** The connection's JWT expired and no refresh replaced it in time. */
+  tokenExpired: 4011,
 } as const;
 
 /** Error codes carried in error frames. */
@@ -56,6 +61,10 @@ export const ErrorCode = {
   tooManyFilters: 'too_many_filters',
   unknownKind: 'unknown_kind',
   unsupportedFrame: 'unsupported_frame',
+  /** The subscription asks for more than the connection's token allows. */
+  forbidden: 'forbidden',
+  /** A refresh token was refused (the connection keeps its current token). */
+  refreshRefused: 'refresh_refused',
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -99,7 +108,19 @@ export const SubscribeSchema = z
 /** Client to server: end a subscription. */
 export const UnsubscribeSchema = z.object({ type: z.literal('unsubscribe'), id: subId }).strict();
 
-export const ClientMessageSchema = z.discriminatedUnion('type', [SubscribeSchema, UnsubscribeSchema]);
+/** Client to server: replace the connection's JWT before it expires. */
+export const RefreshSchema = z
+  .object({
+    type: z.literal('refresh'),
+    token: z
+      .string()
+      .min(1)
+      .refine((s) => bytes(s) <= TOKEN_MAX_BYTES, `must be 1 to ${TOKEN_MAX_BYTES} bytes`),
+  })
+  .strict();
+
+export const ClientMessageSchema = z.discriminatedUnion('type', [SubscribeSchema, UnsubscribeSchema, RefreshSchema]);
+export type RefreshMessage = z.infer<typeof RefreshSchema>;
 export type SubscribeMessage = z.infer<typeof SubscribeSchema>;
 export type UnsubscribeMessage = z.infer<typeof UnsubscribeSchema>;
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
@@ -156,6 +177,21 @@ export interface HelloMessage {
     batch_max_events: number;
     max_subscribes_per_second: number;
   };
+  /** With JWT access: who the token names, when it expires (Unix seconds)
+   * and what it allows (null in a dimension: unrestricted). */
+  auth?: AuthInfo;
+}
+export interface AuthInfo {
+  mode: 'none' | 'token' | 'jwt';
+  sub: string | null;
+  exp: number | null;
+  rights: { kinds: readonly string[] | null; sources: readonly number[] | null; subjects: readonly string[] | null } | null;
+}
+/** A refresh was accepted: the connection now expires at `exp`. */
+export interface RefreshedMessage {
+  type: 'refreshed';
+  exp: number | null;
+  rights: AuthInfo['rights'];
 }
 export interface SubscribedMessage {
   type: 'subscribed';
@@ -207,7 +243,8 @@ export type ServerMessage =
   | UnsubscribedMessage
   | EventsMessage
   | GapMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | RefreshedMessage;
 
 /* Server messages as a client validates them: the fields a client relies on
  * are checked, unknown fields pass (they may be added within v1), and a
@@ -232,7 +269,9 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
     encoding: z.enum(['json', 'binary']),
     kinds: z.array(z.string()),
     engine: z.object({ kinds: z.array(z.object({ name: z.string(), number: z.number().int() })) }).optional(),
+    auth: z.object({ mode: z.string(), sub: z.string().nullable(), exp: z.number().nullable() }).optional(),
   }),
+  z.object({ type: z.literal('refreshed'), exp: z.number().nullable() }),
   z.object({ type: z.literal('subscribed'), id: z.string(), next_seq: z.number(), replayed: z.number() }),
   z.object({ type: z.literal('unsubscribed'), id: z.string() }),
   z.object({ type: z.literal('events'), sub: z.string(), events: z.array(wireEvent) }),

@@ -83,3 +83,25 @@ export function matchSubject(p: SubjectPattern, buf: Uint8Array, start: number, 
   }
   return pos === end + 1; // every token of the subject was consumed
 }
+
+/**
+ * Whether every subject `inner` matches is also matched by `outer` (pattern
+ * containment, as NATS decides whether one subscription's subject is a
+ * subset of another's): token by token, a literal covers only itself, `*`
+ * covers a literal or `*`, and `>` covers one or more remaining tokens of
+ * any kind. Both must be valid patterns (compilePattern).
+ */
+export function patternCovers(outer: string, inner: string): boolean {
+  const o = outer.split('.');
+  const i = inner.split('.');
+  for (let k = 0; k < o.length; k++) {
+    const ot = o[k] as string;
+    if (ot === '>') return i.length > k; // at least one token left in inner
+    if (k >= i.length) return false;
+    const it = i[k] as string;
+    if (it === '>') return false; // inner reaches further than one token
+    if (ot === '*') continue;
+    if (it !== ot) return false; // a literal covers only itself (not `*`)
+  }
+  return o.length === i.length;
+}

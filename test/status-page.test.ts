@@ -133,9 +133,10 @@ t.test('the page shows the data path, and its numbers agree with /metrics', asyn
   const clients = await page.$$eval('#clients tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td')).map((c) => c.textContent ?? '')));
   t.equal(clients.length, 1, 'one client listed');
   t.match(clients[0]?.[0], /127\.0\.0\.1/, 'with its remote address');
-  t.equal(clients[0]?.[1], 'json', 'its encoding');
-  t.match(clients[0]?.[3], /^everything: everything/, 'its subscription');
-  t.equal(clients[0]?.[6], String(sent + 9), 'events sent to it');
+  t.equal(clients[0]?.[1], '–', 'no token subject (no JWT)');
+  t.equal(clients[0]?.[2], 'json', 'its encoding');
+  t.match(clients[0]?.[4], /^everything: everything/, 'its subscription');
+  t.equal(clients[0]?.[7], String(sent + 9), 'events sent to it');
   const panics = await page.$$eval('#panics li', (li) => li.map((l) => l.textContent ?? ''));
   t.equal(panics.length, 3, 'the three panics listed');
   t.ok(panics.every((p) => /injected panic/.test(p)), 'with their messages');

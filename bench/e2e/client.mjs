@@ -2,8 +2,9 @@
 // 2 and 3), driven by its parent over the IPC channel (child_process.fork).
 //
 // Commands (each answered with one message carrying the same `id`):
-//   {cmd:'connect', url, server:'evbridge'|'naive', encoding:'json'|'binary', throttle}
-//       connects; for evbridge subscribes to everything and answers once
+//   {cmd:'connect', url, server:'evbridge'|'naive', encoding:'json'|'binary', throttle, filter}
+//       connects; for evbridge subscribes (to everything, or with `filter`:
+//       kinds, sources, subjects, which must still match every event) and answers once
 //       `subscribed` arrives. `throttle` > 0 caps intake at that many
 //       events/s by pausing the socket (a deliberately slow consumer).
 //   {cmd:'start'}  starts a measuring window (resets counters and latencies).
@@ -113,7 +114,7 @@ function onText(text, server, subscribed) {
 }
 
 const commands = {
-  connect: ({ url, server, encoding, throttle: t }) =>
+  connect: ({ url, server, encoding, throttle: t, filter }) =>
     new Promise((resolve, reject) => {
       throttle = t || 0;
       const sock = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${encoding}`] : [], { perMessageDeflate: false });
@@ -122,7 +123,7 @@ const commands = {
       ws.on('open', () => {
         throttleStart = Date.now();
         if (server === 'naive') resolve({});
-        else ws.send(JSON.stringify({ type: 'subscribe', id: 's' }));
+        else ws.send(JSON.stringify({ type: 'subscribe', id: 's', ...filter }));
       });
       // A closed socket may still emit what it had buffered: ignore it.
       ws.on('message', (d, isBinary) => sock !== ws || (isBinary ? onBinary(d) : onText(d.toString(), server, () => resolve({ firstSeq }))));

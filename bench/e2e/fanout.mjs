@@ -79,6 +79,7 @@ export function startDaemon(args) {
         p,
         url: `ws://127.0.0.1:${httpPort}/v1/stream`,
         metrics: async () => parseMetrics(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()),
+        status: async () => (await fetch(`http://127.0.0.1:${httpPort}/api/status`)).json(),
         stop: async () => (p.kill('SIGTERM'), exited(p)),
       });
     });
@@ -241,4 +242,61 @@ export async function overloadCase(pool, { server, n, rate, clientRate, seconds,
   out.peakMiB = rssKiB(srv.p.pid).peak / 1024;
   await srv.stop();
   return out;
+}
+
+/**
+ * Cost per distinct filter: `n` clients subscribed with `distinct` different
+ * filters that all match every generator event (the generator's source plus
+ * a made-up source id per filter), at a fixed offered `rate` below
+ * saturation. The daemon encodes each batch once per (filter, encoding), so
+ * its CPU time per event grows with `distinct`, not with `n`. Reports the
+ * daemon's CPU seconds per second (cores) and per million events offered
+ * during the window, per-client events/s, latency and sequence violations.
+ */
+export async function filtersCase(pool, { n, distinct, rate, seconds, warmup = 1, encoding = 'binary' }) {
+  const budget = warmup + seconds + 30;
+  await initHdr();
+  const srv = await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget)}`]);
+  const st = await srv.status();
+  const gen = st.engine.sources.filter((s) => s.kind === 'gen').map((s) => s.id);
+  if (gen.length === 0) throw new Error('the engine has no generator source');
+  const used = pool.clients.slice(0, n);
+  await Promise.all(used.map((c, i) => c.req({ cmd: 'connect', url: srv.url, server: 'evbridge', encoding, filter: { sources: [...gen, 60000 + (i % distinct)] } })));
+  const m0 = await srv.metrics();
+  if (m0.get('evbridge_ws_distinct_filters') !== distinct) throw new Error(`expected ${distinct} distinct filters, the daemon counts ${m0.get('evbridge_ws_distinct_filters')}`);
+  await sleep(warmup * 1000);
+  await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
+  const cpu0 = cpuSeconds(srv.p.pid);
+  const t0 = Date.now();
+  const sent0 = (await srv.metrics()).get('evbridge_ws_events_sent_total');
+  await sleep(seconds * 1000);
+  const reps = await Promise.all(used.map((c) => c.req({ cmd: 'stop' })));
+  const cpu = cpuSeconds(srv.p.pid) - cpu0;
+  const wall = (Date.now() - t0) / 1000;
+  const m1 = await srv.metrics();
+  const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
+  await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
+  await srv.stop();
+  const total = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  for (const r of reps) {
+    const h = hdr.decodeFromCompressedBase64(r.hist, 32, true);
+    total.add(h);
+    h.destroy();
+  }
+  const perClient = reps.map((r) => r.events / r.seconds).sort((a, b) => a - b);
+  const q = quantiles(total);
+  total.destroy();
+  return {
+    clients: n,
+    distinct,
+    offered: rate,
+    cores: cpu / wall,
+    cpuMsPerMillionOffered: ((cpu * 1e3) / (rate * wall)) * 1e6,
+    sentPerSecond: (m1.get('evbridge_ws_events_sent_total') - sent0) / wall,
+    perClientMedian: perClient[Math.floor(perClient.length / 2)],
+    perClientMin: perClient[0],
+    ...q,
+    shed: [...m1].filter(([k]) => k.startsWith('evbridge_ws_events_dropped_total{reason="slow_consumer"')).reduce((a, [, v]) => a + v, 0),
+    violations: settle.reduce((s, r) => s + r.violations, 0),
+  };
 }

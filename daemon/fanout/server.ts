@@ -18,6 +18,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Observable, Subscription as RxSubscription } from 'rxjs';
 import { type WebSocket, WebSocketServer } from 'ws';
+import type { Authenticator, Principal } from '../auth.js';
 import type { EventBatch } from '../batch.js';
 import type { Config } from '../config.js';
 import type { EngineDescription, KindTable } from '../engine.js';
@@ -43,6 +44,8 @@ export interface StreamServerOptions {
   readonly engine: EngineDescription;
   /** The daemon's version, for the hello. */
   readonly version: string;
+  /** Checks `refresh` tokens (JWT access). */
+  readonly auth?: Authenticator;
   readonly timers?: Timers;
 }
 
@@ -94,6 +97,7 @@ export class StreamServer {
       lastSeq: () => this.lastSeq,
       onEnd: (s, reason) => this.forget(s, reason),
       injectFault: () => this.sessionFaults > 0 && this.sessionFaults-- > 0,
+      ...(o.auth ? { auth: { authenticate: (t: string) => (o.auth as Authenticator).authenticate(t), refused: (r) => metrics.authRefused(r) } } : {}),
     };
     this.sub = o.batches$.subscribe({ next: (b) => this.fanOut(b) });
   }
@@ -131,16 +135,18 @@ export class StreamServer {
     for (const s of this.sessions.keys()) s.offer(batch, encode);
   }
 
-  /** Completes an upgrade the HTTP layer has already authorised. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, req));
+  /** Completes an upgrade the HTTP layer has already authorised, for `principal`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, principal: Principal) {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, req, principal));
   }
 
-  private attach(ws: WebSocket, req: IncomingMessage) {
+  private attach(ws: WebSocket, req: IncomingMessage, principal: Principal) {
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
-    const s = new Session(ws, this.deps, remote, ws.protocol === SUBPROTOCOL_BINARY);
+    const s = new Session(ws, this.deps, remote, ws.protocol === SUBPROTOCOL_BINARY, principal);
     this.sessions.set(s, ws);
     this.o.metrics.wsConnected(1);
+    this.o.metrics.wsConnectionAccepted(principal.mode);
+    if (principal.mode === 'jwt') this.o.log.info({ remote, user: principal.sub, exp: principal.exp, rights: principal.rights }, 'WebSocket client authenticated');
     this.startHeartbeat();
     ws.on('pong', () => {
       s.alive = true;
@@ -166,6 +172,7 @@ export class StreamServer {
         batch_max_events: c.batchMaxEvents,
         max_subscribes_per_second: c.maxSubscribesPerSecond,
       },
+      auth: { mode: principal.mode, sub: principal.sub, exp: principal.exp, rights: principal.rights },
     });
   }
 

@@ -37,6 +37,7 @@
  * Threading: main thread only.
  */
 import { RateLimiter } from 'limiter';
+import { AuthError, type AuthRefusal, type Principal, exceeds } from '../auth.js';
 import type { Logger } from 'pino';
 import { WALL_MINUS_MONO_NS, monoNowNs } from '../clock.js';
 import type { Config } from '../config.js';
@@ -80,6 +81,11 @@ export const REPLAY_SLICE_BYTES = 1 << 20;
 /** After a close frame, how long the peer has to complete the handshake
  * before the socket is destroyed, ms. */
 export const CLOSE_GRACE_MS = 5000;
+/** Longest single timer, ms: Node's setTimeout limit (2^31 - 1); a token
+ * that expires later is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** A connection without expiring credentials and without restrictions. */
+export const OPEN_PRINCIPAL: Principal = { mode: 'none', sub: null, exp: null, rights: null };
 
 /** The subset of ws's WebSocket a session uses (tests pass a fake). */
 export interface SessionSocket {
@@ -99,6 +105,8 @@ export interface Timers {
   clearTimeout(handle: unknown): void;
   /** Runs `fn` on a later turn of the event loop. */
   defer(fn: () => void): void;
+  /** Wall-clock time, Unix ms (token expiry); Date.now() when absent. */
+  wall?(): number;
 }
 
 /** The real timers: Node's, unref'd so that they never keep a closing daemon alive. */
@@ -151,11 +159,20 @@ export interface SessionDeps {
   onEnd(session: Session, reason: DisconnectReason): void;
   /** Fault injection: true to make this call throw (tests). */
   injectFault?(): boolean;
+  /** Token checks for `refresh` messages, and the refusal counter. */
+  readonly auth?: {
+    authenticate(token: string): Promise<Principal>;
+    refused(reason: AuthRefusal): void;
+  };
 }
 
 /** What the status page shows of one connection. */
 export interface SessionSummary {
   remote: string;
+  /** The token's `sub` (JWT access), else null. */
+  user: string | null;
+  /** When the token expires, Unix seconds; null when it does not. */
+  expires: number | null;
   encoding: Encoding;
   /** Unix ms. */
   connectedAt: number;
@@ -250,6 +267,7 @@ const CLOSE_CODES: Record<Exclude<DisconnectReason, 'client' | 'shutdown' | 'hea
   protocol_abuse: CloseCode.protocolAbuse,
   rate_limited: CloseCode.rateLimited,
   session_error: CloseCode.internalError,
+  token_expired: CloseCode.tokenExpired,
 };
 
 export class Session {
@@ -273,17 +291,47 @@ export class Session {
   private summaryLogged = false;
   /** Counts of subscriptions that were removed, for the closing summary. */
   private readonly past: { id: string; counts: SubscriptionCounts }[] = [];
+  private expiryTimer: unknown;
+  private refreshing = false;
 
   constructor(
     private readonly ws: SessionSocket,
     private readonly deps: SessionDeps,
     readonly remote: string,
     binary: boolean,
+    /** Who connected and what they may read (auth.ts). */
+    private principal: Principal = OPEN_PRINCIPAL,
   ) {
     this.encoding = binary ? 'binary' : 'json';
     const c = deps.cfg;
     ({ sendWindow: this.sendWindow, frameBytes: this.frameBytes } = sessionBounds(c));
     this.rate = new RateLimiter({ tokensPerInterval: c.maxSubscribesPerSecond, interval: 'second' });
+    this.armExpiry();
+  }
+
+  /** The connection's credentials as the hello states them. */
+  get auth(): Principal {
+    return this.principal;
+  }
+
+  /** Arms the expiry timer for the token's `exp` (in steps of at most
+   * MAX_TIMER_MS); at expiry the connection is closed with 4011. Always
+   * fires on a later turn, never from the constructor. */
+  private armExpiry() {
+    if (this.expiryTimer !== undefined) this.deps.timers.clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    const exp = this.principal.exp;
+    if (exp === null || this.ended) return;
+    const left = exp * 1000 - (this.deps.timers.wall?.() ?? Date.now());
+    this.expiryTimer = this.deps.timers.setTimeout(() => {
+      this.expiryTimer = undefined;
+      if (this.ended) return;
+      if (exp * 1000 - (this.deps.timers.wall?.() ?? Date.now()) > 0) return this.armExpiry();
+      this.guard('token expiry', () => {
+        this.deps.log.info({ remote: this.remote, user: this.principal.sub }, 'access token expired: closing the connection (4011)');
+        this.cutOff('token_expired');
+      });
+    }, Math.max(0, Math.min(left, MAX_TIMER_MS)));
   }
 
   /** Bytes queued, not yet handed to the socket. */
@@ -305,6 +353,8 @@ export class Session {
   summary(): SessionSummary {
     return {
       remote: this.remote,
+      user: this.principal.sub,
+      expires: this.principal.exp,
       encoding: this.encoding,
       connectedAt: this.connectedAt,
       queuedBytes: this.queuedBytes,
@@ -555,6 +605,7 @@ export class Session {
       this.badFrames = 0;
       const m = r.message;
       if (m.type === 'subscribe') return this.subscribe(m);
+      if (m.type === 'refresh') return this.refresh(m.token);
       this.unsubscribe(m.id);
     });
   }
@@ -583,6 +634,12 @@ export class Session {
     if (this.subs.has(m.id)) return this.bad(ErrorCode.duplicateSubscription, `Subscription "${m.id}" already exists.`, m.id);
     if (this.subs.size >= c.maxSubscriptions) {
       return this.bad(ErrorCode.tooManySubscriptions, `At most ${c.maxSubscriptions} subscriptions per connection.`, m.id);
+    }
+    const beyond = exceeds(this.principal.rights, m);
+    if (beyond) {
+      this.deps.auth?.refused('forbidden_subscription');
+      this.deps.log.info({ remote: this.remote, user: this.principal.sub, id: m.id, refused: beyond }, 'subscription refused by the token\'s rights');
+      return this.bad(ErrorCode.forbidden, `Subscription "${m.id}" asks for ${beyond}.`, m.id);
     }
     const filter = filterOf(m, this.deps.kinds);
     if ('unknownKind' in filter) {
@@ -628,6 +685,58 @@ export class Session {
     this.settle();
   }
 
+  /**
+   * A `refresh`: checks the new token (asynchronously); on success it
+   * replaces the connection's, for the same `sub` only, re-arms the expiry
+   * and ends the subscriptions the new rights no longer cover (an error
+   * frame `forbidden` for each, then `unsubscribed`); then `refreshed`. On
+   * failure: `refresh_refused`, and the current token stays until it expires.
+   */
+  private refresh(token: string) {
+    const auth = this.deps.auth;
+    if (!auth || this.principal.mode !== 'jwt') {
+      return this.bad(ErrorCode.refreshRefused, 'This connection does not use JWT access tokens: there is nothing to refresh.');
+    }
+    if (this.refreshing) return this.bad(ErrorCode.refreshRefused, 'A refresh is already being checked; wait for its answer.');
+    this.refreshing = true;
+    auth.authenticate(token).then(
+      (p) => {
+        this.refreshing = false;
+        if (!this.ended) this.guard('refresh', () => this.refreshed(p));
+      },
+      (err: unknown) => {
+        this.refreshing = false;
+        if (this.ended) return;
+        this.guard('refresh', () => {
+          const e = err instanceof AuthError ? err : new AuthError('malformed', 'token could not be checked');
+          auth.refused(e.reason);
+          this.deps.log.info({ remote: this.remote, user: this.principal.sub, reason: e.reason }, 'token refresh refused');
+          this.bad(ErrorCode.refreshRefused, `Refresh refused: ${e.message}; the connection keeps its current token until it expires.`);
+        });
+      },
+    );
+  }
+
+  private refreshed(p: Principal) {
+    if (p.sub !== this.principal.sub) {
+      this.deps.auth?.refused('refresh_subject_changed');
+      this.deps.log.info({ remote: this.remote, user: this.principal.sub }, 'token refresh refused: another subject');
+      return this.bad(ErrorCode.refreshRefused, 'Refresh refused: the new token names another subject (sub); open a new connection for it.');
+    }
+    this.principal = p;
+    this.armExpiry();
+    for (const sub of [...this.subs.values()]) {
+      const a = sub.asked;
+      const beyond = exceeds(p.rights, { kinds: a.kinds ?? undefined, sources: a.sources ?? undefined, subjects: a.subjects ?? undefined });
+      if (!beyond) continue;
+      this.deps.auth?.refused('forbidden_subscription');
+      this.bad(ErrorCode.forbidden, `Subscription "${sub.id}" ends: the refreshed token does not allow ${beyond}.`, sub.id);
+      this.unsubscribe(sub.id);
+    }
+    this.deps.log.info({ remote: this.remote, user: p.sub, exp: p.exp }, 'token refreshed');
+    this.send({ type: 'refreshed', exp: p.exp, rights: p.rights });
+  }
+
   private unsubscribe(id: string) {
     const sub = this.subs.get(id);
     if (!sub) return this.bad(ErrorCode.unknownSubscription, `No subscription "${id}".`, id);
@@ -650,6 +759,8 @@ export class Session {
     if (this.ended) return;
     this.ended = reason;
     this.clearStall();
+    if (this.expiryTimer !== undefined) this.deps.timers.clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
     for (const o of this.queue) if (o.type === 'events') this.dropEvents(o.sub, reason, o.chunk.count);
     this.queue = [];
     this.queuedBytes = 0;

@@ -171,7 +171,7 @@ function render(st: Status, dt: number) {
       const sent = c.subscriptions.reduce((n, s) => n + s.counts.sent, 0);
       const dropped = c.subscriptions.reduce((n, s) => n + Object.values(s.counts.dropped).reduce((a, b) => a + (b ?? 0), 0), 0);
       const subs = c.subscriptions.map((s) => `${s.id}${s.replaying ? ' (replaying)' : ''}: ${[s.kinds && `kinds ${s.kinds.join(',')}`, s.sources && `sources ${s.sources.join(',')}`, s.subjects && `subjects ${s.subjects.join(' ')}`].filter(Boolean).join('; ') || 'everything'}`);
-      return el('tr', {}, el('td', {}, c.remote), el('td', {}, c.encoding), el('td', {}, ago(c.connectedAt)), el('td', {}, subs.join(' | ')), el('td', {}, bytes(c.queuedBytes)), el('td', {}, bytes(c.inflightBytes)), el('td', {}, fmt(sent)), el('td', {}, fmt(dropped)));
+      return el('tr', {}, el('td', {}, c.remote), el('td', {}, c.user === null ? '–' : `${c.user}${c.expires !== null ? ` (token until ${new Date(c.expires * 1000).toLocaleTimeString()})` : ''}`), el('td', {}, c.encoding), el('td', {}, ago(c.connectedAt)), el('td', {}, subs.join(' | ')), el('td', {}, bytes(c.queuedBytes)), el('td', {}, bytes(c.inflightBytes)), el('td', {}, fmt(sent)), el('td', {}, fmt(dropped)));
     }),
   );
 

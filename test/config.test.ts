@@ -83,7 +83,7 @@ t.test('the binary: --help, --version, exit 2 on bad config, one message per fau
   t.equal(help.code, 0);
   const flat = help.stdout.replace(/\s+/g, ' ');
   t.match(flat, /--config <file>/);
-  t.match(flat, /--ws-token <value> bearer token required for WebSocket, \/debug and the status page; empty disables auth \(ws\.token; env EVBRIDGE_WS_TOKEN; default ""\)/);
+  t.match(flat, /--ws-token <value> shared bearer token: with ws\.auth "token" \(or "auto"\) required for the WebSocket; when set, also required for \/debug and the status page in every mode \(ws\.token; env EVBRIDGE_WS_TOKEN; default ""\)/);
   t.match(flat, /--engine-set <key=value>/);
   const version = await runCli(['--version']);
   t.equal(version.code, 0);

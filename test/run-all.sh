@@ -49,6 +49,6 @@ run loom env RUSTFLAGS='--cfg loom' CARGO_TARGET_DIR=native/bridge/target/loom L
 run c bash native/test/run.sh
 echo "== build: npm run build (the tap suites start the compiled daemon)"
 npm run -s build || { total_fail=$((total_fail + 1)); status=1; }
-run tap npx tap -R tap test/*.test.ts
+run tap npx tap -R tap --jobs=1 --disable-coverage test/*.test.ts
 echo "$total_pass passed, $total_fail failed"
 exit $status

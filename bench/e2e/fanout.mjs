@@ -115,19 +115,20 @@ const quantiles = (h) => ({ p50: h.getValueAtPercentile(50), p99: h.getValueAtPe
 /**
  * One part-2 case. `server`: 'evbridge' or 'naive'; `encoding` for evbridge
  * clients; `rate`: events/s offered by the C producer; `n` clients measured
- * for `seconds` after `warmup` seconds. Returns per-client and total
+ * for `seconds` after `warmup` seconds; `filter` (evbridge: kinds, sources,
+ * subjects matching every event) and extra daemon flags are optional. Returns per-client and total
  * delivered events/s, latency quantiles (µs) over every event of every
  * client, sequence violations and the server's peak RSS.
  */
-export async function fanoutCase(pool, { server, encoding = 'json', n, rate, seconds, warmup = 1 }) {
+export async function fanoutCase(pool, { server, encoding = 'json', n, rate, seconds, warmup = 1, filter, daemonArgs = [] }) {
   const budget = warmup + seconds + 30;
   await initHdr();
   const srv =
     server === 'evbridge'
-      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget)}`])
+      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget)}`, ...daemonArgs])
       : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
-  await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding })));
+  await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding, filter })));
   srv.go?.(); // the naive peer starts producing once its clients are on
   await sleep(warmup * 1000);
   await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
@@ -199,10 +200,15 @@ export async function overloadCase(pool, { server, n, rate, clientRate, seconds,
   }
   const out = { server, clients: n, offered: rate, clientRate, seconds, rss, cappedAt };
   if (server === 'evbridge') {
-    // The generator has made (or is finishing) its `count` calls: wait for all
-    // of them to reach the bridge and the ring to empty.
+    // The paced generator may lag its schedule on a loaded machine: wait (up
+    // to 2 minutes) until the engine's own count says it made all `count`
+    // calls, they reached the bridge, and the ring is empty.
     let m = await srv.metrics();
-    for (let i = 0; i < 100 && (m.get('evbridge_callbacks_total') < count || m.get('evbridge_ring_used_bytes') > 0); i++) {
+    for (
+      let i = 0;
+      i < 1200 && (m.get('evbridge_engine_dispatched_total') < count || m.get('evbridge_callbacks_total') < count || m.get('evbridge_ring_used_bytes') > 0);
+      i++
+    ) {
       await sleep(100);
       m = await srv.metrics();
     }

@@ -106,7 +106,7 @@ static long rss_kib(void) {
 }
 
 static void run(int producers, int timed, int stalled, uint64_t per, uint32_t overhead) {
-  bridge = evb_bridge_new(EVB_ENGINE_ABI_VERSION, 8u << 20, 65536, 1000000, 1u << KIND_GEN);
+  bridge = evb_bridge_new(8u << 20, 65536, 1000000, 1u << KIND_GEN);
   void *token = evb_bridge_token_new(bridge);
   producer_t ps[8];
   pthread_t th[8], ct;

@@ -54,7 +54,8 @@ export interface ClientEvent {
 }
 
 export interface ClientGap {
-  reason: 'slow_consumer' | 'out_of_window' | 'new_epoch';
+  /** `slow_consumer`, `out_of_window`, `new_epoch`, `ingest_dropped` (an edge), or a reason of a later revision. */
+  reason: string;
   from: number;
   to: number | null;
   dropped: number | null;

@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import pino from 'pino';
 import { type Config, KEYS, loadConfig } from './config.js';
 import { EvbError } from './errors.js';
-import { VERSION, type Daemon, startDaemon } from './main.js';
+import { VERSION } from './paths.js';
 
 const program = new Command('evbridge')
   .description('Bridge a native C event loop (an engine plugin) to WebSocket subscribers, with Prometheus metrics.')
@@ -51,9 +51,22 @@ try {
 
 const log = pino({ level: cfg.log.level, base: { service: 'evbridge', pid: process.pid } }, pino.destination({ sync: true }));
 
-let daemon: Daemon;
+/** What the signal handlers need of either role. */
+interface Running {
+  stop(): Promise<unknown>;
+  counters(): unknown;
+  reloadKeys(): void;
+}
+let daemon: Running;
 try {
-  daemon = await startDaemon(cfg, log);
+  if (cfg.role === 'edge') {
+    const { startEdge } = await import('./edge.js');
+    const edge = await startEdge(cfg, log);
+    daemon = { stop: edge.stop, counters: () => ({ wsConnections: edge.stream.connections, lastSeq: edge.stream.lastSeq }), reloadKeys: edge.reloadKeys };
+  } else {
+    const { startDaemon } = await import('./main.js'); // loads the native bridge (ffi-rs): ingest only
+    daemon = await startDaemon(cfg, log);
+  }
 } catch (err) {
   fail(err);
 }

@@ -12,14 +12,42 @@ export function monoNowNs(): number {
   return s * 1e9 + ns;
 }
 
-/** Wall clock minus CLOCK_MONOTONIC, nanoseconds, measured at start. */
-export const WALL_MINUS_MONO_NS: bigint =
+/** This process's wall clock minus CLOCK_MONOTONIC, nanoseconds, measured at start. */
+export const LOCAL_WALL_MINUS_MONO_NS: bigint =
   BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)) - process.hrtime.bigint();
+
+/**
+ * Wall clock minus CLOCK_MONOTONIC of the process whose engine stamped the
+ * events, nanoseconds: this process's own, except on an edge, which takes
+ * the ingest's from NATS (`useSourceClock`). A live binding: importers see
+ * a change.
+ */
+export let WALL_MINUS_MONO_NS: bigint = LOCAL_WALL_MINUS_MONO_NS;
 
 /** The offset split into whole milliseconds and the nanoseconds left, each
  * exact as a double, so that `wallMs` computes exactly. */
-const OFFSET_MS = Number(WALL_MINUS_MONO_NS / 1_000_000n);
-const OFFSET_REM_NS = Number(WALL_MINUS_MONO_NS % 1_000_000n);
+let OFFSET_MS = Number(WALL_MINUS_MONO_NS / 1_000_000n);
+let OFFSET_REM_NS = Number(WALL_MINUS_MONO_NS % 1_000_000n);
+/** Source CLOCK_MONOTONIC minus ours, ns (0 unless an edge). */
+let SOURCE_MINUS_LOCAL_MONO_NS = 0;
+
+/**
+ * Edge role: events were stamped by another process (maybe another
+ * machine) whose wall-minus-monotonic offset is `offset`. Times and ages
+ * are then computed through the wall clocks, so they are right to within
+ * the two machines' clock agreement (NTP). Main thread.
+ */
+export function useSourceClock(offset: bigint) {
+  WALL_MINUS_MONO_NS = offset;
+  OFFSET_MS = Number(offset / 1_000_000n);
+  OFFSET_REM_NS = Number(offset % 1_000_000n);
+  SOURCE_MINUS_LOCAL_MONO_NS = Number(LOCAL_WALL_MINUS_MONO_NS - offset);
+}
+
+/** Now on the events' source's CLOCK_MONOTONIC, ns: what event ages are measured against. */
+export function sourceMonoNowNs(): number {
+  return monoNowNs() + SOURCE_MINUS_LOCAL_MONO_NS;
+}
 
 /**
  * Unix milliseconds of an engine timestamp `tsNs` (CLOCK_MONOTONIC ns, exact

@@ -133,6 +133,39 @@ export const ConfigSchema = z
       })
       .strict(),
     native: z.object({ bridgeLibrary: z.string().describe('path of libevbridge.so; empty = the built one') }).strict(),
+    role: z
+      .enum(['ingest', 'edge'])
+      .describe('ingest: run the engine plugin, serve subscribers, and publish to NATS JetStream when nats.servers is set; edge: no engine and no native library, serve the stream read from JetStream (README, "Scaling out")'),
+    nats: z
+      .object({
+        servers: z.array(z.string().min(1)).describe('NATS servers, host:port (comma-separated in flags and env); empty: no NATS'),
+        stream: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9_-]')
+          .describe('the JetStream stream of events (the ingest creates it, and <stream>_META for the engine description)'),
+        subject: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be dot-separated tokens of [A-Za-z0-9_-]')
+          .describe('subject of the events messages; the engine description goes to <subject>.meta'),
+        replicas: z.number().int().min(1).max(5).describe('stream replicas, when the ingest creates the streams (3 on a 3-node cluster)'),
+        maxBytes: z.number().int().min(1 << 20).describe('stream retention in bytes (oldest messages leave first); a client resumes on any edge within it'),
+        maxAgeSeconds: z.number().int().min(0).describe('stream retention in seconds; 0: no age limit'),
+        messageMaxEvents: z.number().int().min(1).max(65536).describe('events per JetStream message at most'),
+        messageMaxBytes: z
+          .number()
+          .int()
+          .min(4096)
+          .max(1 << 20)
+          .describe('record bytes per JetStream message at most (NATS max_payload is 1 MiB by default)'),
+        maxPendingBytes: z
+          .number()
+          .int()
+          .min(1 << 16)
+          .describe('bytes queued or unacknowledged at the ingest; past it, events are dropped and counted (evbridge_nats_events_dropped_total) and edges get a gap'),
+        maxInflightMessages: z.number().int().min(1).max(65536).describe('messages published and not yet acknowledged at most'),
+        ackTimeoutMs: z.number().int().min(100).max(60000).describe('how long a publish waits for its acknowledgement before it is sent again'),
+      })
+      .strict(),
     faultInjection: z.boolean().describe('enable the /debug endpoints (fault injection; tests only), and the built-in engine\'s fault injection'),
     shutdownTimeoutMs: z.number().int().min(100).max(60000).describe('graceful shutdown budget; past it the daemon logs its counters and exits 1'),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino level') }).strict(),
@@ -168,6 +201,20 @@ export const DEFAULTS: Config = {
   },
   replay: { maxEvents: 100_000, maxBytes: 16 << 20 },
   native: { bridgeLibrary: '' },
+  role: 'ingest',
+  nats: {
+    servers: [],
+    stream: 'EVBRIDGE',
+    subject: 'evbridge.events',
+    replicas: 1,
+    maxBytes: 256 << 20,
+    maxAgeSeconds: 0,
+    messageMaxEvents: 256,
+    messageMaxBytes: 64 * 1024,
+    maxPendingBytes: 32 << 20,
+    maxInflightMessages: 1024,
+    ackTimeoutMs: 5000,
+  },
   faultInjection: false,
   shutdownTimeoutMs: 5000,
   log: { level: 'info' },

@@ -74,6 +74,8 @@ export const Errors = {
     new EvbError('EVB_ERR_SESSION', `The session of ${remote} failed and was closed with 1011: ${detail}`),
   /** A native call failed at run time (logged). */
   EVB_ERR_NATIVE_CALL: (call: string, detail: string) => new EvbError('EVB_ERR_NATIVE_CALL', `${call} failed: ${detail}`),
+  /** NATS unreachable at start, or its streams unusable (exit 1: systemd may retry, the servers may come back). */
+  EVB_ERR_NATS: (detail: string) => new EvbError('EVB_ERR_NATS', `NATS: ${detail}.`),
 } as const;
 
 /** A catalogue code. */

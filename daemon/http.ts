@@ -31,16 +31,20 @@ import Router from 'find-my-way';
 import type { Logger } from 'pino';
 import { AuthError, type Authenticator, tokenOf } from './auth.js';
 import type { Config } from './config.js';
-import { type EngineHost, NATIVE_STATUS } from './engine.js';
+import type { EngineHost } from './engine.js';
+import { NATIVE_STATUS } from './kinds.js';
 import type { Metrics, UpgradeRefusal } from './metrics.js';
 import type { StreamServer } from './fanout/server.js';
-import { repoRoot } from './native.js';
+import { repoRoot } from './paths.js';
 import type { Status } from './status.js';
 
 export interface HttpDeps {
   cfg: Config;
   metrics: Metrics;
-  engine: EngineHost;
+  /** The engine (ingest role); absent on an edge, which has no debug engine routes. */
+  engine?: EngineHost;
+  /** Whether /readyz says ready (besides accepting); default: the engine's readiness. */
+  ready?: () => boolean;
   stream: StreamServer;
   log: Logger;
   /** The status page's data (status.ts). */
@@ -198,7 +202,7 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
     );
   });
   router.on('GET', '/readyz', (_req, res) =>
-    d.engine.ready && accepting ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n'),
+    (d.ready ? d.ready() : (d.engine?.ready ?? false)) && accepting ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n'),
   );
 
   if (cfg.faultInjection) {
@@ -215,15 +219,16 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
         if (count === undefined) return json(res, 400, { error: `count must be a whole number from 1 to ${max}` });
         fn(req, res, count, params);
       });
-    debugRoute('/debug/fault/:name', DEBUG_COUNT_MAX, (_req, res, count, params) => {
+    const engine = d.engine;
+    if (engine) debugRoute('/debug/fault/:name', DEBUG_COUNT_MAX, (_req, res, count, params) => {
       const name = params.name ?? '';
       const command = faultCommand(name);
       if (!command) return json(res, 400, { error: `unknown fault "${name}"` });
-      d.engine.debug(command, count).then(
+      engine.debug(command, count).then(
         (calls) => {
           if (calls >= 0) return json(res, 200, { fault: name, calls });
           if (calls === NATIVE_STATUS.busy) return json(res, 409, { error: 'another fault injection is running' });
-          json(res, 400, { error: `the engine refused fault "${name}" (${d.engine.statusName(calls)})` });
+          json(res, 400, { error: `the engine refused fault "${name}" (${engine.statusName(calls)})` });
         },
         (err: Error) => {
           log.error({ err }, 'fault injection failed');
@@ -231,7 +236,7 @@ export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: 
         },
       );
     });
-    debugRoute('/debug/panic', DEBUG_COUNT_MAX, (_req, res, count) => json(res, 200, { panics: count, status: d.engine.injectPanic(count) }));
+    if (engine) debugRoute('/debug/panic', DEBUG_COUNT_MAX, (_req, res, count) => json(res, 200, { panics: count, status: engine.injectPanic(count) }));
     debugRoute('/debug/session-fault', 100, (_req, res, count) => {
       d.stream.injectSessionFaults(count);
       json(res, 200, { sessionFaults: count });

@@ -18,10 +18,11 @@ import { StreamServer } from './fanout/server.js';
 import { createHttpServer } from './http.js';
 import { Metrics } from './metrics.js';
 import { buildStatus } from './status.js';
+import { WALL_MINUS_MONO_NS } from './clock.js';
 import { defaultLibraryPaths, openNative, repoRoot } from './native.js';
 
-/** The package version (package.json), for the hello and the logs. */
-export const VERSION: string = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+export { VERSION } from './paths.js';
+import { VERSION } from './paths.js';
 
 /** A running daemon. */
 export interface Daemon {
@@ -84,6 +85,37 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       panics: () => drain.panics(),
       sessions: () => stream.sessionSummaries(),
     });
+  // NATS JetStream (ingest role with nats.servers): connected, streams made
+  // and this epoch's engine description published before any event.
+  let nats: { nc: import('@nats-io/transport-node').NatsConnection; publisher: import('./nats/publisher.js').JetStreamPublisher } | undefined;
+  if (cfg.nats.servers.length > 0) {
+    try {
+      const { connectNats } = await import('./nats/connection.js');
+      const { JetStreamPublisher, connectIngest } = await import('./nats/publisher.js');
+      const { RECORD_ABI } = await import('./nats/wire.js');
+      metrics.enableNatsIngest();
+      const nc = await connectNats(cfg.nats, 'ingest', log, metrics);
+      try {
+        const d = engine.description;
+        const { js } = await connectIngest(nc, cfg.nats, {
+          epoch: stream.epoch,
+          wallMinusMonoNs: WALL_MINUS_MONO_NS.toString(),
+          engine: { name: d.name, version: d.version, kinds: d.kinds, sources: d.sources, path: d.path },
+          recordAbi: RECORD_ABI,
+          startedAt: Date.now(),
+        });
+        const publisher = new JetStreamPublisher(js, cfg.nats, stream.epoch, metrics, log);
+        drain.batches$.subscribe({ next: (b) => publisher.offer(b) });
+        nats = { nc, publisher };
+      } catch (err) {
+        await nc.close();
+        throw err;
+      }
+    } catch (err) {
+      await engine.close(() => drain.finish());
+      throw (err as { code?: string }).code === 'EVB_ERR_NATS' ? err : Errors.EVB_ERR_NATS((err as Error).message);
+    }
+  }
   const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log, status, auth });
   checkFileLimit(cfg, log);
   try {
@@ -136,7 +168,9 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       stopAccepting();
       server.close();
       const final = await engine.close(() => drain.finish());
-      await stream.close(Math.max(100, cfg.shutdownTimeoutMs - 1000));
+      const budget = Math.max(100, cfg.shutdownTimeoutMs - 1000);
+      await Promise.all([stream.close(budget), nats?.publisher.close(budget)]);
+      await nats?.nc.close();
       server.closeAllConnections();
       log.info({ counters: final, wsConnections: stream.connections }, 'evbridge stopped');
       return final;

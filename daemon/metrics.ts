@@ -11,6 +11,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'pr
 import type { EngineDescription, NativeStats } from './engine.js';
 import { NATIVE_LAYOUT } from '../protocol/layout.js';
 import { AUTH_REFUSALS, type AuthMode, type AuthRefusal } from './auth.js';
+import { RETRY_REASONS, type RetryReason } from './nats/wire.js';
 
 /** Why a WebSocket connection ended. */
 export const DISCONNECT_REASONS = [
@@ -23,6 +24,7 @@ export const DISCONNECT_REASONS = [
   'rate_limited',
   'session_error',
   'token_expired',
+  'new_epoch',
 ] as const;
 export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
 
@@ -116,7 +118,11 @@ export class Metrics {
   private readonly wsAccepted: Counter<'auth'>;
   private readonly keyReloads: Counter<'result'>;
 
-  constructor(private readonly source: NativeSource) {
+  /**
+   * @param source the bridge and the engine; null for the edge role, which
+   *   has neither (its metrics are the fan-out's, HTTP's and NATS's).
+   */
+  constructor(private readonly source: NativeSource | null) {
     const r = this.registry;
     // The event-loop lag sampler wakes the process at this resolution; the
     // default 10 ms cost 2.2 % CPU on an idle 2-core VM (measured), 1 s
@@ -133,33 +139,7 @@ export class Metrics {
     };
     const one = (value: number): Sample[] => [{ value, labels: {} }];
     const add = (m: Metric) => r.registerMetric(m);
-    add(external('evbridge_callbacks_total', 'Calls the engine made into the bridge callback, counted on entry.', 'counter', () => one(n().callbacks)));
-    add(external('evbridge_callbacks_accepted_total', 'Events the bridge copied into the ring.', 'counter', () => one(n().accepted)));
-    add(
-      external('evbridge_callbacks_dropped_total', 'Valid events the bridge dropped, by reason.', 'counter', () =>
-        NATIVE_LAYOUT.drop_reasons.map((reason) => ({ value: n().dropped[reason], labels: { reason } })),
-      ),
-    );
-    add(external('evbridge_callbacks_panicked_total', 'Callbacks that panicked inside the bridge (caught; message logged).', 'counter', () => one(n().panicked)));
-    add(external('evbridge_callbacks_late_total', 'Callbacks that ran later than the late threshold after the event timestamp.', 'counter', () => one(n().late)));
-    add(
-      external('evbridge_callbacks_invalid_total', 'Callbacks refused by validation, by reason.', 'counter', () =>
-        NATIVE_LAYOUT.invalid_reasons.map((reason) => ({ value: n().invalid[reason], labels: { reason } })),
-      ),
-    );
-    add(external('evbridge_callbacks_stale_total', 'Callbacks made with a revoked userdata token.', 'counter', () => one(n().stale)));
-    const boundsS = NATIVE_LAYOUT.delay_bounds_ns.map((b) => b / 1e9);
-    add(
-      external('evbridge_callback_delay_seconds', 'Delay from the event timestamp to its callback, seconds.', 'histogram', () =>
-        histogramSamples('evbridge_callback_delay_seconds', boundsS, n().delayCounts, n().delaySumNs / 1e9),
-      ),
-    );
-    add(external('evbridge_events_delivered_total', 'Events handed from the ring to the daemon.', 'counter', () => one(n().delivered)));
-    add(
-      external('evbridge_panic_messages_dropped_total', 'Panic messages lost because the bridge\'s bounded panic log was full (the panics are still counted).', 'counter', () =>
-        one(n().panicMessagesDropped),
-      ),
-    );
+    if (source) this.registerNative(add, n, one);
     add(
       external('evbridge_event_age_seconds', 'Age of events (now minus engine timestamp) when drained and when sent, seconds.', 'histogram', () =>
         (['drain', 'send'] as const).flatMap((stage) =>
@@ -167,11 +147,6 @@ export class Metrics {
         ),
       ),
     );
-    add(external('evbridge_ring_used_bytes', 'Bytes in use in the ring.', 'gauge', () => one(n().ringUsedBytes)));
-    add(external('evbridge_ring_capacity_bytes', 'Size of the ring, bytes.', 'gauge', () => one(n().ringCapacityBytes)));
-    source.description.counters.forEach((c, i) => {
-      add(external(`evbridge_engine_${c.name}`, c.help || `The engine plugin's counter ${c.name}.`, 'counter', () => one(this.engine[i] ?? 0)));
-    });
     this.panicLogSuppressed = new Counter({
       name: 'evbridge_panic_log_suppressed_total',
       help: 'Panic messages not written to the log because of its rate limit (the panics are still counted).',
@@ -237,8 +212,46 @@ export class Metrics {
     this.httpRefused.inc({ reason: 'max_connections' }, 0);
   }
 
-  /** Reads the native counters once; call before each scrape. */
-  refresh(): NativeStats {
+  /** The bridge's and the engine's counters, read from the native snapshot. */
+  private registerNative(add: (m: Metric) => void, n: () => NativeStats, one: (value: number) => Sample[]) {
+    const src = this.source as NativeSource;
+    add(external('evbridge_callbacks_total', 'Calls the engine made into the bridge callback, counted on entry.', 'counter', () => one(n().callbacks)));
+    add(external('evbridge_callbacks_accepted_total', 'Events the bridge copied into the ring.', 'counter', () => one(n().accepted)));
+    add(
+      external('evbridge_callbacks_dropped_total', 'Valid events the bridge dropped, by reason.', 'counter', () =>
+        NATIVE_LAYOUT.drop_reasons.map((reason) => ({ value: n().dropped[reason], labels: { reason } })),
+      ),
+    );
+    add(external('evbridge_callbacks_panicked_total', 'Callbacks that panicked inside the bridge (caught; message logged).', 'counter', () => one(n().panicked)));
+    add(external('evbridge_callbacks_late_total', 'Callbacks that ran later than the late threshold after the event timestamp.', 'counter', () => one(n().late)));
+    add(
+      external('evbridge_callbacks_invalid_total', 'Callbacks refused by validation, by reason.', 'counter', () =>
+        NATIVE_LAYOUT.invalid_reasons.map((reason) => ({ value: n().invalid[reason], labels: { reason } })),
+      ),
+    );
+    add(external('evbridge_callbacks_stale_total', 'Callbacks made with a revoked userdata token.', 'counter', () => one(n().stale)));
+    const boundsS = NATIVE_LAYOUT.delay_bounds_ns.map((b) => b / 1e9);
+    add(
+      external('evbridge_callback_delay_seconds', 'Delay from the event timestamp to its callback, seconds.', 'histogram', () =>
+        histogramSamples('evbridge_callback_delay_seconds', boundsS, n().delayCounts, n().delaySumNs / 1e9),
+      ),
+    );
+    add(external('evbridge_events_delivered_total', 'Events handed from the ring to the daemon.', 'counter', () => one(n().delivered)));
+    add(
+      external('evbridge_panic_messages_dropped_total', 'Panic messages lost because the bridge\'s bounded panic log was full (the panics are still counted).', 'counter', () =>
+        one(n().panicMessagesDropped),
+      ),
+    );
+    add(external('evbridge_ring_used_bytes', 'Bytes in use in the ring.', 'gauge', () => one(n().ringUsedBytes)));
+    add(external('evbridge_ring_capacity_bytes', 'Size of the ring, bytes.', 'gauge', () => one(n().ringCapacityBytes)));
+    src.description.counters.forEach((c, i) => {
+      add(external(`evbridge_engine_${c.name}`, c.help || `The engine plugin's counter ${c.name}.`, 'counter', () => one(this.engine[i] ?? 0)));
+    });
+  }
+
+  /** Reads the native counters once; call before each scrape (no-op without a native source). */
+  refresh(): NativeStats | undefined {
+    if (!this.source) return undefined;
     this.native = this.source.stats();
     this.engine = this.source.engineCounters();
     return this.native;
@@ -282,6 +295,110 @@ export class Metrics {
   }
   httpRefusedMaxConnections() {
     this.httpRefused.inc({ reason: 'max_connections' });
+  }
+
+  private natsIngest:
+    | {
+        messages: Counter;
+        events: Counter;
+        duplicates: Counter;
+        dropped: Counter<'reason'>;
+        retries: Counter<'reason'>;
+        pendingMessages: Gauge;
+        pendingBytes: Gauge;
+      }
+    | undefined;
+  private edge:
+    | { messages: Counter; events: Counter; invalid: Counter; duplicates: Counter; gaps: Counter; lagMessages: Gauge; lagSeconds: Gauge; epochs: Counter }
+    | undefined;
+  private natsConn: { connected: Gauge; reconnects: Counter; disconnects: Counter } | undefined;
+
+  /** The NATS connection's metrics (ingest with NATS, and edge). */
+  enableNatsConnection() {
+    const r = this.registry;
+    this.natsConn ??= {
+      connected: new Gauge({ name: 'evbridge_nats_connected', help: '1 while connected to a NATS server, else 0.', registers: [r] }),
+      reconnects: new Counter({ name: 'evbridge_nats_reconnects_total', help: 'Reconnections to NATS after a lost connection.', registers: [r] }),
+      disconnects: new Counter({ name: 'evbridge_nats_disconnects_total', help: 'NATS connections lost.', registers: [r] }),
+    };
+  }
+  natsConnected(up: boolean) {
+    this.natsConn?.connected.set(up ? 1 : 0);
+  }
+  natsReconnected() {
+    this.natsConn?.reconnects.inc();
+  }
+  natsDisconnected() {
+    this.natsConn?.disconnects.inc();
+  }
+
+  /** The ingest's JetStream publishing metrics. */
+  enableNatsIngest() {
+    const r = this.registry;
+    if (this.natsIngest) return;
+    this.natsIngest = {
+      messages: new Counter({ name: 'evbridge_nats_published_messages_total', help: 'JetStream messages of events acknowledged by the stream.', registers: [r] }),
+      events: new Counter({ name: 'evbridge_nats_published_events_total', help: 'Events in acknowledged JetStream messages.', registers: [r] }),
+      duplicates: new Counter({ name: 'evbridge_nats_duplicate_acks_total', help: 'Messages sent again that the stream already held (acknowledged as duplicates, stored once).', registers: [r] }),
+      dropped: new Counter({ name: 'evbridge_nats_events_dropped_total', help: 'Drained events not published, by reason: queue_full (nats.maxPendingBytes reached), shutdown.', labelNames: ['reason'], registers: [r] }),
+      retries: new Counter({ name: 'evbridge_nats_publish_retries_total', help: 'Times publishing went back to the first unacknowledged message, by reason.', labelNames: ['reason'], registers: [r] }),
+      pendingMessages: new Gauge({ name: 'evbridge_nats_pending_messages', help: 'JetStream messages queued or awaiting acknowledgement.', registers: [r] }),
+      pendingBytes: new Gauge({ name: 'evbridge_nats_pending_bytes', help: 'Bytes queued or awaiting acknowledgement (bounded by nats.maxPendingBytes).', registers: [r] }),
+    };
+    for (const reason of ['queue_full', 'shutdown']) this.natsIngest.dropped.inc({ reason }, 0);
+    for (const reason of RETRY_REASONS) this.natsIngest.retries.inc({ reason }, 0);
+  }
+  natsPublished(messages: number, events: number) {
+    this.natsIngest?.messages.inc(messages);
+    this.natsIngest?.events.inc(events);
+  }
+  natsDuplicate() {
+    this.natsIngest?.duplicates.inc();
+  }
+  natsDropped(reason: 'queue_full' | 'shutdown', events: number) {
+    this.natsIngest?.dropped.inc({ reason }, events);
+  }
+  natsRetry(reason: RetryReason) {
+    this.natsIngest?.retries.inc({ reason });
+  }
+  natsPending(messages: number, bytes: number) {
+    this.natsIngest?.pendingMessages.set(messages);
+    this.natsIngest?.pendingBytes.set(bytes);
+  }
+
+  /** The edge's JetStream consumer metrics. */
+  enableEdge() {
+    const r = this.registry;
+    this.edge ??= {
+      messages: new Counter({ name: 'evbridge_edge_messages_total', help: 'JetStream messages of events served by this edge.', registers: [r] }),
+      events: new Counter({ name: 'evbridge_edge_events_total', help: 'Events read from JetStream and served.', registers: [r] }),
+      invalid: new Counter({ name: 'evbridge_edge_messages_invalid_total', help: 'Messages skipped as unusable (headers, record layout, records); their seqs become a gap.', registers: [r] }),
+      duplicates: new Counter({ name: 'evbridge_edge_duplicate_messages_total', help: 'Messages skipped because their seqs were served already.', registers: [r] }),
+      gaps: new Counter({ name: 'evbridge_edge_gap_events_total', help: 'Seqs the ingest could not publish (or that arrived unusable), told to subscribers as ingest_dropped gaps.', registers: [r] }),
+      lagMessages: new Gauge({ name: 'evbridge_edge_lag_messages', help: 'Stream messages not yet read by this edge.', registers: [r] }),
+      lagSeconds: new Gauge({ name: 'evbridge_edge_lag_seconds', help: 'Age of the newest message read, by the stream\'s timestamp, seconds.', registers: [r] }),
+      epochs: new Counter({ name: 'evbridge_edge_epochs_total', help: 'Epochs this edge has served (an ingest restart starts one).', registers: [r] }),
+    };
+  }
+  edgeConsumed(messages: number, events: number) {
+    this.edge?.messages.inc(messages);
+    this.edge?.events.inc(events);
+  }
+  edgeInvalid() {
+    this.edge?.invalid.inc();
+  }
+  edgeDuplicate() {
+    this.edge?.duplicates.inc();
+  }
+  edgeGap(events: number) {
+    this.edge?.gaps.inc(events);
+  }
+  edgeLag(messages: number, seconds: number) {
+    this.edge?.lagMessages.set(messages);
+    this.edge?.lagSeconds.set(seconds);
+  }
+  edgeEpoch() {
+    this.edge?.epochs.inc();
   }
 
   /** The exposition text, after one native read. */

@@ -39,9 +39,9 @@ import { NATIVE_LAYOUT } from '../protocol/layout.js';
 /** ABI version of libevbridge this daemon was written against. */
 export const BRIDGE_ABI_VERSION = NATIVE_LAYOUT.abi_version;
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Repository root, whether running from source (daemon/) or dist/daemon/. */
-export const repoRoot = existsSync(join(here, '..', 'native')) ? resolve(here, '..') : resolve(here, '..', '..');
+import { repoRoot } from './paths.js';
+
+export { repoRoot };
 
 /** Where `npm run build:native` puts the bridge and the built-in engine plugin. */
 export function defaultLibraryPaths(): { bridge: string; engine: string } {

@@ -89,6 +89,12 @@ export class ReplayWindow {
     this.firstSeq++;
   }
 
+  /** Forgets every held event (a gap in the seqs, or a new epoch): the
+   * window must stay one dense run of seqs. */
+  clear() {
+    this.size = this.bytes = this.write = this.head = 0;
+  }
+
   /** Appends a drained batch (its seqs follow the held ones). */
   push(batch: EventBatch) {
     if (this.offsets.length === 0) return;

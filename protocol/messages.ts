@@ -12,9 +12,9 @@ import { compilePattern } from './subjects.js';
 /** Protocol version carried in the hello. */
 export const PROTOCOL_VERSION = 1;
 /** Revision of protocol v1 (additions that old clients can ignore); in the hello. */
-export const PROTOCOL_REVISION = 3;
+export const PROTOCOL_REVISION = 4;
 /** Optional features of this revision, listed in the hello. */
-export const FEATURES = ['subjects', 'engine_kinds', 'token_refresh'] as const;
+export const FEATURES = ['subjects', 'engine_kinds', 'token_refresh', 'edge'] as const;
 
 /** WebSocket subprotocol names. */
 export const SUBPROTOCOL_JSON = 'evbridge.v1.json';
@@ -49,6 +49,8 @@ export const CloseCode = {
   rateLimited: 4010,
   /** The connection's JWT expired and no refresh replaced it in time. */
   tokenExpired: 4011,
+  /** Edge role: the ingest restarted (a new epoch); reconnect and resume (RFC 6455 "Service Restart"). */
+  serviceRestart: 1012,
 } as const;
 
 /** Error codes carried in error frames. */
@@ -69,7 +71,7 @@ export const ErrorCode = {
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Why events were skipped for a subscription, as told in a gap notice. */
-export type GapReason = 'slow_consumer' | 'out_of_window' | 'new_epoch';
+export type GapReason = 'slow_consumer' | 'out_of_window' | 'new_epoch' | 'ingest_dropped';
 
 const utf8 = new TextEncoder();
 const bytes = (s: string) => utf8.encode(s).length;
@@ -260,7 +262,9 @@ const wireEvent = z.object({
   payload: z.string(),
   subject: z.string().optional(),
 });
-const gapReason = z.enum(['slow_consumer', 'out_of_window', 'new_epoch']);
+/** Gap reasons are open: a reason this client does not know is still a gap
+ * (PROTOCOL.md, "Versioning"). */
+const gapReason = z.string().min(1);
 export const ServerMessageSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('hello'),

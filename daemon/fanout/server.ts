@@ -46,6 +46,8 @@ export interface StreamServerOptions {
   readonly version: string;
   /** Checks `refresh` tokens (JWT access). */
   readonly auth?: Authenticator;
+  /** This run's epoch; a new random one when absent (an edge takes the ingest's). */
+  readonly epoch?: string;
   readonly timers?: Timers;
 }
 
@@ -62,14 +64,19 @@ export class StreamServer {
   /** Highest sequence number drained so far. */
   lastSeq = 0;
   /** This run's sequence space; stated in every hello. */
-  readonly epoch = randomUUID();
+  epoch: string;
   readonly window: ReplayWindow;
   readonly filters: FilterRegistry;
-  private readonly deps: SessionDeps;
+  private deps: SessionDeps;
+  private kinds: KindTable;
+  private engine: EngineDescription;
   private sessionFaults = 0;
 
   constructor(private readonly o: StreamServerOptions) {
     const { cfg, metrics } = o;
+    this.epoch = o.epoch ?? randomUUID();
+    this.kinds = o.kinds;
+    this.engine = o.engine;
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: cfg.ws.maxClientFrameBytes,
@@ -85,9 +92,16 @@ export class StreamServer {
     });
     this.window = new ReplayWindow(cfg.replay.maxEvents, cfg.replay.maxBytes);
     this.filters = new FilterRegistry(cfg.ws.maxDistinctFilters, (n) => metrics.wsDistinctFilters(n));
-    this.deps = {
+    this.deps = this.makeDeps();
+    this.sub = o.batches$.subscribe({ next: (b) => this.fanOut(b) });
+  }
+
+  private makeDeps(): SessionDeps {
+    const o = this.o;
+    const { cfg, metrics } = o;
+    return {
       cfg: cfg.ws,
-      kinds: o.kinds,
+      kinds: this.kinds,
       window: this.window,
       metrics,
       log: o.log,
@@ -99,7 +113,29 @@ export class StreamServer {
       injectFault: () => this.sessionFaults > 0 && this.sessionFaults-- > 0,
       ...(o.auth ? { auth: { authenticate: (t: string) => (o.auth as Authenticator).authenticate(t), refused: (r) => metrics.authRefused(r) } } : {}),
     };
-    this.sub = o.batches$.subscribe({ next: (b) => this.fanOut(b) });
+  }
+
+  /**
+   * Edge role: the events now come from another epoch (an ingest restart),
+   * whose engine may have other kinds. Every session is closed with 1012
+   * (its client reconnects and resumes into a `new_epoch` gap), the replay
+   * window is emptied, and new sessions get the new epoch and kinds.
+   */
+  resetEpoch(epoch: string, kinds: KindTable, engine: EngineDescription) {
+    for (const s of [...this.sessions.keys()]) s.epochChanged();
+    this.window.clear();
+    this.lastSeq = 0;
+    this.epoch = epoch;
+    this.kinds = kinds;
+    this.engine = engine;
+    this.deps = this.makeDeps();
+  }
+
+  /** Edge role: seqs `[from, to]` will never arrive; the window restarts after them. */
+  upstreamGap(from: number, to: number) {
+    this.window.clear();
+    this.lastSeq = to;
+    for (const s of this.sessions.keys()) s.upstreamGap(from, to);
   }
 
   /** Open sessions. */
@@ -129,7 +165,7 @@ export class StreamServer {
       // A subscription waiting for a future seq gets its own encoding.
       const key = `${encoding}|${f.key}${minSeq > batch.firstSeq ? `|${minSeq}` : ''}`;
       let chunks = cache.get(key);
-      if (!chunks) cache.set(key, (chunks = encodeChunks(ranges, f, minSeq, max, encoding, this.o.kinds, frameBytes)));
+      if (!chunks) cache.set(key, (chunks = encodeChunks(ranges, f, minSeq, max, encoding, this.kinds, frameBytes)));
       return chunks;
     };
     for (const s of this.sessions.keys()) s.offer(batch, encode);
@@ -154,7 +190,7 @@ export class StreamServer {
     ws.on('message', (data: Buffer, isBinary) => s.onMessage(data, isBinary));
     ws.on('error', (err) => this.o.log.debug({ remote, err }, 'WebSocket error'));
     ws.on('close', () => s.onSocketClose());
-    const e = this.o.engine;
+    const e = this.engine;
     const c = this.o.cfg.ws;
     s.send({
       type: 'hello',
@@ -164,8 +200,8 @@ export class StreamServer {
       server: `evbridge/${this.o.version}`,
       epoch: this.epoch,
       encoding: s.encoding,
-      kinds: this.o.kinds.list.map((k) => k.name),
-      engine: { name: e.name, version: e.version, kinds: [...this.o.kinds.list], sources: e.sources },
+      kinds: this.kinds.list.map((k) => k.name),
+      engine: { name: e.name, version: e.version, kinds: [...this.kinds.list], sources: e.sources },
       limits: {
         max_frame_bytes: c.maxClientFrameBytes,
         max_subscriptions: c.maxSubscriptions,

@@ -39,7 +39,7 @@
 import { RateLimiter } from 'limiter';
 import { AuthError, type AuthRefusal, type Principal, exceeds } from '../auth.js';
 import type { Logger } from 'pino';
-import { WALL_MINUS_MONO_NS, monoNowNs } from '../clock.js';
+import { WALL_MINUS_MONO_NS, sourceMonoNowNs } from '../clock.js';
 import type { Config } from '../config.js';
 import type { KindTable } from '../engine.js';
 import { Errors } from '../errors.js';
@@ -268,6 +268,7 @@ const CLOSE_CODES: Record<Exclude<DisconnectReason, 'client' | 'shutdown' | 'hea
   rate_limited: CloseCode.rateLimited,
   session_error: CloseCode.internalError,
   token_expired: CloseCode.tokenExpired,
+  new_epoch: CloseCode.serviceRestart,
 };
 
 export class Session {
@@ -471,7 +472,7 @@ export class Session {
     this.inflightBytes += o.bytes;
     const done = (err?: Error | null) => this.guard('write completion', () => this.written(o, err));
     if (o.type === 'events') {
-      this.deps.metrics.eventAge('send', (monoNowNs() - o.chunk.oldestTsNs) / 1e9);
+      this.deps.metrics.eventAge('send', (sourceMonoNowNs() - o.chunk.oldestTsNs) / 1e9);
       const binary = this.encoding === 'binary';
       this.ws.send(o.head, { binary, fin: false });
       this.ws.send(o.chunk.body, { binary, fin: true }, done);
@@ -589,6 +590,29 @@ export class Session {
       }
       this.settle();
     });
+  }
+
+  /** Edge role: seqs `[from, to]` will never arrive (the ingest could not
+   * publish them). Each live subscription that could have matched them gets
+   * a gap notice (`ingest_dropped`, `dropped` unknown) in its place in the
+   * queue; replaying ones find them missing from the window
+   * (`out_of_window`). */
+  upstreamGap(from: number, to: number) {
+    if (this.ended) return;
+    this.guard('upstream gap', () => {
+      for (const sub of this.subs.values()) {
+        if (sub.replayCursor !== null || sub.minSeq > to) continue;
+        this.push({ type: 'gap', sub, from: Math.max(from, sub.minSeq), to, dropped: null, reason: 'ingest_dropped', bytes: GAP_BYTES });
+      }
+      this.settle();
+    });
+  }
+
+  /** Ends the session because the events' epoch changed (edge role): 1012,
+   * so the client reconnects and resumes, meeting a `new_epoch` gap. */
+  epochChanged() {
+    if (this.ended) return;
+    this.guard('epoch change', () => this.cutOff('new_epoch'));
   }
 
   /** A client frame. */

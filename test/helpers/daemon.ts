@@ -94,7 +94,7 @@ export function startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Promis
     exited.then((code) => Promise.reject(new Error(`daemon exited with ${code} before starting: ${stderr}`))),
   ]).then((started) => {
     const httpPort = started.httpPort as number;
-    const udp = (started.sources as { kind: string; detail: string }[]).find((s) => s.kind === 'udp');
+    const udp = ((started.sources ?? []) as { kind: string; detail: string }[]).find((s) => s.kind === 'udp');
     return {
       proc,
       httpPort,

@@ -8,7 +8,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ROOT, TestClient, engine, metric, runCli, startDaemon, waitMetric, within } from './helpers/daemon.js';
+import { ROOT, TestClient, engine, metric, runCli, startDaemon, track, waitMetric, within } from './helpers/daemon.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'evbridge-plugins-'));
 const PLUGINS = join(ROOT, 'native', 'build', 'plugins');
@@ -271,7 +271,7 @@ const haveMqtt = existsSync(join(PLUGINS, 'libevb_mqtt.so')) && existsSync('/usr
 function broker(port: number, state: string): Promise<ChildProcess> {
   const conf = join(state, 'mosquitto.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${state}/\nmax_queued_messages 0\n`);
-  const p = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const p = track(spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] }));
   return within(
     new Promise((resolve, reject) => {
       let exited = false;

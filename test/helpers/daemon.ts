@@ -40,6 +40,27 @@ export function engine(sets: Record<string, unknown>): string[] {
 /** Flags that keep a test daemon quiet and on free ports. */
 export const QUIET = ['--http-port', '0', ...engine({ 'udp.port': 0, 'tick.hz': 0 })];
 
+/** Child processes still running. They are killed when this test process
+ * exits, however it exits (a failed bound, tap's timeout), so that no daemon
+ * or server outlives its test and loads the machine for the next one. */
+const live = new Set<ChildProcess>();
+/** Tracks a child process until it exits. */
+export function track(p: ChildProcess): ChildProcess {
+  live.add(p);
+  p.once('exit', () => live.delete(p));
+  return p;
+}
+const killAll = () => {
+  for (const p of live) p.kill('SIGKILL');
+};
+process.on('exit', killAll);
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.kill(process.pid, sig); // then die of the signal as before
+  });
+}
+
 /** Rejects after `ms` with `what`; clears its timer when `p` settles. */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -52,7 +73,7 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 export function startDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
-  const proc = spawn(process.execPath, [CLI, ...QUIET, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = track(spawn(process.execPath, [CLI, ...QUIET, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const logs: LogLine[] = [];
   let out = '';
   let buf = '';

@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { within } from './daemon.js';
+import { track, within } from './daemon.js';
 
 export const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -65,7 +65,7 @@ export async function startNats(n: 1 | 3): Promise<NatsNode[]> {
         await within(gone, 5000, `${node.name} to exit`);
       },
       start: async () => {
-        node.proc = spawn(NATS_SERVER, args, { stdio: 'ignore' });
+        node.proc = track(spawn(NATS_SERVER, args, { stdio: 'ignore' }));
         await healthy(p.monitor, n > 1, 30000);
       },
     };

@@ -45,7 +45,7 @@ export const QUIET = ['--http-port', '0', ...engine({ 'udp.port': 0, 'tick.hz': 
  * or server outlives its test and loads the machine for the next one. */
 const live = new Set<ChildProcess>();
 /** Tracks a child process until it exits. */
-export function track(p: ChildProcess): ChildProcess {
+export function track<T extends ChildProcess>(p: T): T {
   live.add(p);
   p.once('exit', () => live.delete(p));
   return p;

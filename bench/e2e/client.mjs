@@ -38,6 +38,7 @@ let expected = 0; // next seq due; 0 until the first event or subscribed
 let received = 0;
 let gapDropped = 0;
 let violations = 0;
+let upstreamDropped = 0;
 let throttle = 0;
 let throttleStart = 0;
 let throttleCount = 0;
@@ -49,9 +50,16 @@ const monoNs = () => {
   return s * 1e9 + ns;
 };
 
+/** The first few violations, described, for the report. */
+let violationNotes = [];
+const violation = (what) => {
+  violations++;
+  if (violationNotes.length < 8) violationNotes.push(what);
+};
+
 function onEvent(seq, tsNs, now) {
   if (expected === 0) expected = seq;
-  if (seq !== expected) violations++;
+  if (seq !== expected) violation(`event ${seq} where ${expected} was due`);
   expected = seq + 1;
   received++;
   if (measuring) {
@@ -61,10 +69,19 @@ function onEvent(seq, tsNs, now) {
 }
 
 function onGap(m) {
-  if (m.reason !== 'slow_consumer') return;
-  gapDropped += m.dropped;
-  if (expected !== 0 && m.from !== expected) violations++;
-  if (m.to - m.from + 1 !== m.dropped) violations++; // an unfiltered subscription drops every seq in range
+  // slow_consumer: shed for this client; ingest_dropped (an edge): never
+  // reached JetStream. Both stand for a run of seqs that will not arrive.
+  if (m.reason !== 'slow_consumer' && m.reason !== 'ingest_dropped') {
+    violation(`gap ${m.from}-${m.to} (${m.reason}) where ${expected} was due`);
+    return;
+  }
+  // ingest_dropped gaps carry dropped: null (the edge cannot know how many
+  // matched a filter); for these unfiltered subscriptions it is every seq.
+  const dropped = m.dropped ?? m.to - m.from + 1;
+  if (m.reason === 'slow_consumer') gapDropped += dropped;
+  else upstreamDropped += dropped;
+  if (expected !== 0 && m.from !== expected) violation(`gap ${m.from}-${m.to} (${m.reason}) where ${expected} was due`);
+  if (m.to - m.from + 1 !== dropped) violation(`gap ${m.from}-${m.to} (${m.reason}) of ${m.dropped} events`); // an unfiltered subscription drops every seq in range
   expected = m.to + 1;
 }
 
@@ -143,7 +160,7 @@ const commands = {
   },
   settle: ({ lastSeq, timeoutMs }) =>
     new Promise((resolve) => {
-      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, violations });
+      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, upstreamDropped, violations, violationNotes });
       if (expected > lastSeq) return resolve(report(true));
       const t = setTimeout(() => {
         settleWaiter = undefined;
@@ -162,7 +179,8 @@ const commands = {
       sock.close();
     }).then(() => {
       ws = undefined;
-      expected = received = gapDropped = violations = firstSeq = 0;
+      expected = received = gapDropped = upstreamDropped = violations = firstSeq = 0;
+      violationNotes = [];
       return {};
     }),
 };

@@ -104,6 +104,12 @@ export class EventBatch {
     // Below 2^53 the double is exact and String() prints it exactly.
     return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
   }
+  /** Per-source sequence number of record i, exact, as decimal digits. */
+  sourceSeqString(i: number): string {
+    const o = (this.offsets[i] as number) + REC.sourceSeq;
+    const hi = this.bytes.readUInt32LE(o + 4);
+    return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
+  }
   /** Wall-clock Unix ms of record i (the protocol's `time`). */
   timeMs(i: number): number {
     return wallMs(this.tsApproxNs(i));

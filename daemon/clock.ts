@@ -49,6 +49,12 @@ export function sourceMonoNowNs(): number {
   return monoNowNs() + SOURCE_MINUS_LOCAL_MONO_NS;
 }
 
+/** `wallMs`'s two constants, [whole ms, ns left], for the bridge's JSON
+ * writer (`evb_json_encode`), which repeats its arithmetic. */
+export function wallOffsetParts(): [number, number] {
+  return [OFFSET_MS, OFFSET_REM_NS];
+}
+
 /**
  * Unix milliseconds of an engine timestamp `tsNs` (CLOCK_MONOTONIC ns, exact
  * below 2^53): `round((ts + offset) / 1e6)`, halves up, computed exactly;

@@ -85,6 +85,9 @@ export const ConfigSchema = z
           .min(1)
           .describe('distinct (filter, encoding) pairs across all connections: each costs one encoding of every matching event (README, "Limits")'),
         batchMaxEvents: z.number().int().min(1).max(65536).describe('events per events frame'),
+        jsonEncoder: z
+          .enum(['native', 'js'])
+          .describe('who writes the JSON subprotocol\'s events: native (the bridge\'s JSON writer, one FFI call per frame) or js (the JavaScript writer it replaced, same bytes; the edge role always uses js)'),
         queueLowWatermarkBytes: z
           .number()
           .int()
@@ -190,6 +193,7 @@ export const DEFAULTS: Config = {
     maxSubscribesPerSecond: 20,
     maxDistinctFilters: 64,
     batchMaxEvents: 256,
+    jsonEncoder: 'native',
     queueLowWatermarkBytes: 1 << 20,
     queueHardLimitBytes: 8 << 20,
     writeStallTimeoutMs: 10000,

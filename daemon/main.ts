@@ -15,6 +15,8 @@ import { RingDrain } from './drain.js';
 import { EngineHost, type NativeStats } from './engine.js';
 import { Errors } from './errors.js';
 import { StreamServer } from './fanout/server.js';
+import { useJsonWriter } from './fanout/encode.js';
+import { nativeJsonWriter } from './fanout/json-native.js';
 import { createHttpServer } from './http.js';
 import { Metrics } from './metrics.js';
 import { buildStatus } from './status.js';
@@ -66,6 +68,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   const native = openNative(cfg.native.bridgeLibrary || defaultLibraryPaths().bridge);
   const engine = new EngineHost(cfg, native, log);
   const metrics = new Metrics(engine);
+  useJsonWriter(cfg.ws.jsonEncoder === 'native' ? nativeJsonWriter(native, metrics.jsonNative) : null);
   let stream: StreamServer | undefined;
   const drain = new RingDrain(engine, native, cfg.drain, log, {
     onDrainAge: (s) => metrics.eventAge('drain', s),

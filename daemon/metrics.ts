@@ -98,6 +98,8 @@ export interface NativeSource {
 }
 
 export class Metrics {
+  /** What the bridge's JSON writer did (json-native.ts), ingest only. */
+  readonly jsonNative = { written: 0, tooLarge: 0, refused: 0 };
   readonly registry = new Registry();
   private native: NativeStats | undefined;
   private engine: number[] = [];
@@ -215,6 +217,13 @@ export class Metrics {
   /** The bridge's and the engine's counters, read from the native snapshot. */
   private registerNative(add: (m: Metric) => void, n: () => NativeStats, one: (value: number) => Sample[]) {
     const src = this.source as NativeSource;
+    add(
+      external('evbridge_json_native_chunks_total', 'JSON frames offered to the bridge\'s JSON writer, by result: written; too_large for its areas, or refused (only a malformed batch), both then written in JavaScript.', 'counter', () => [
+        { value: this.jsonNative.written, labels: { result: 'written' } },
+        { value: this.jsonNative.tooLarge, labels: { result: 'too_large' } },
+        { value: this.jsonNative.refused, labels: { result: 'refused' } },
+      ]),
+    );
     add(external('evbridge_callbacks_total', 'Calls the engine made into the bridge callback, counted on entry.', 'counter', () => one(n().callbacks)));
     add(external('evbridge_callbacks_accepted_total', 'Events the bridge copied into the ring.', 'counter', () => one(n().accepted)));
     add(

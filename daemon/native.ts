@@ -148,6 +148,12 @@ export function openNative(bridgePath = defaultLibraryPaths().bridge) {
     drainResult: (b: JsExternal) => call<JsExternal>('evb_drain_result', X, [X], [b]),
     /** Refreshes the stats cell; returns its address (null while another thread drains). */
     stats: (b: JsExternal) => call<JsExternal>('evb_bridge_stats', X, [X], [b]),
+    /** A JSON writer (`evb_json_writer_new`) with areas of these sizes, bytes; a null pointer on failure. */
+    jsonWriterNew: (inputCap: number, outputCap: number) => call<JsExternal>('evb_json_writer_new', X, [DataType.U64, DataType.U64], [inputCap, outputCap]),
+    jsonWriterInput: (w: JsExternal) => call<JsExternal>('evb_json_writer_input', X, [X], [w]),
+    jsonWriterOutput: (w: JsExternal) => call<JsExternal>('evb_json_writer_output', X, [X], [w]),
+    /** Runs the request in the input area: bytes written to the output area, or a negative status. */
+    jsonWriterRun: (w: JsExternal) => call<number>('evb_json_writer_run', DataType.I64, [X], [w]),
     panicMessageNext: () => call<string>('evb_panic_message_next', DataType.String, [], []),
     faultPanic: (b: JsExternal, n: number) => call<number>('evb_bridge_fault_panic', DataType.I32, [X, DataType.U32], [b, n]),
 

@@ -9,7 +9,7 @@
  * refuses to run on any difference (EVB_ERR_NATIVE_LAYOUT).
  */
 export const NATIVE_LAYOUT = {
-  "abi_version": 2,
+  "abi_version": 3,
   "delay_bounds_ns": [
     1000,
     5000,
@@ -36,6 +36,10 @@ export const NATIVE_LAYOUT = {
     "bad_userdata",
     "bad_subject"
   ],
+  "json_event_fixed_max": 241,
+  "json_kind_entry_len": 33,
+  "json_kinds_offset": 64,
+  "json_picks_offset": 1120,
   "kind_max": 31,
   "kind_name_max": 32,
   "max_payload_limit": 16777216,
@@ -90,6 +94,46 @@ export const NATIVE_LAYOUT = {
         ]
       },
       "size": 32
+    },
+    "evb_json_request_t": {
+      "fields": {
+        "count": [
+          28,
+          4,
+          1
+        ],
+        "first_seq": [
+          0,
+          8,
+          1
+        ],
+        "picks": [
+          32,
+          4,
+          1
+        ],
+        "records_len": [
+          24,
+          4,
+          1
+        ],
+        "reserved": [
+          36,
+          4,
+          1
+        ],
+        "wall_offset_ms": [
+          8,
+          8,
+          1
+        ],
+        "wall_offset_rem_ns": [
+          16,
+          8,
+          1
+        ]
+      },
+      "size": 40
     },
     "evb_record_header_t": {
       "fields": {

@@ -54,6 +54,13 @@ export function cpuSeconds(pid) {
   return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
 }
 
+/** CPU seconds of a process's main thread (the event loop: the drain, the
+ * fan-out, the encoders, socket writes), from /proc/PID/task/PID/stat. */
+export function mainThreadCpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function exited(p, ms = 5000) {
   return new Promise((resolve) => {
     if (p.exitCode !== null || p.signalCode !== null) return resolve();
@@ -63,8 +70,11 @@ function exited(p, ms = 5000) {
 }
 
 /** Starts the daemon with extra CLI flags; resolves once it logs its start. */
+/** Starts the daemon; node options for it (a profiler, say) may come from
+ * EVB_BENCH_NODE_ARGS, space-separated. */
 export function startDaemon(args) {
-  const p = spawn(process.execPath, [join(root, 'dist/daemon/cli.js'), '--http-port', '0', '--engine-set', 'udp.port=0', '--engine-set', 'tick.hz=0', ...args], {
+  const nodeArgs = process.env.EVB_BENCH_NODE_ARGS ? process.env.EVB_BENCH_NODE_ARGS.split(' ') : [];
+  const p = spawn(process.execPath, [...nodeArgs, join(root, 'dist/daemon/cli.js'), '--http-port', '0', '--engine-set', 'udp.port=0', '--engine-set', 'tick.hz=0', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -131,9 +141,11 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding, filter })));
   srv.go?.(); // the naive peer starts producing once its clients are on
   await sleep(warmup * 1000);
+  const main0 = mainThreadCpuSeconds(srv.p.pid);
   await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
   await sleep(seconds * 1000);
   const reps = await Promise.all(used.map((c) => c.req({ cmd: 'stop' })));
+  const mainCpu = mainThreadCpuSeconds(srv.p.pid) - main0;
   const peakKiB = rssKiB(srv.p.pid).peak;
   const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
   await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
@@ -159,6 +171,9 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
     violations: settle.reduce((s, r) => s + r.violations, 0),
     gapEvents: settle.reduce((s, r) => s + r.gapDropped, 0),
     serverPeakMiB: peakKiB / 1024,
+    /** Server main-thread CPU per event delivered (summed over clients), µs:
+     * start to stop of the clients' window, so about ±10 ms of CPU. */
+    mainUsPerEvent: (mainCpu * 1e6) / reps.reduce((a, r) => a + r.events, 0),
   };
 }
 

@@ -26,9 +26,28 @@ export interface Chunk {
 }
 
 /**
+ * Writes the JSON events array of a chunk (records `from..to` of `b`, or
+ * the `picked` indexes), `[...]}`, as `chunkOf` does with `eventJson`; or
+ * returns null to leave it to `eventJson`. The bridge's writer
+ * (json-native.ts) is one.
+ */
+export type JsonWriter = (b: EventBatch, from: number, to: number, picked: readonly number[] | null, kinds: KindTable) => Buffer | null;
+
+let jsonWriter: JsonWriter | null = null;
+
+/** Makes `w` write every JSON chunk from now on (null: `eventJson`). The
+ * ingest sets the bridge's writer at start when `ws.jsonEncoder` is
+ * `native`; main thread only. */
+export function useJsonWriter(w: JsonWriter | null): void {
+  jsonWriter = w;
+}
+
+/**
  * One event as protocol v1 JSON, straight from the batch's bytes. The output
  * is exactly `JSON.stringify` of `{seq, kind, source, source_seq, ts, time,
- * payload[, subject]}` (test/batch.test.ts checks it): every field is an
+ * payload[, subject]}` (test/batch.test.ts checks it; a source_seq of 2^53
+ * or more is written exactly, where `JSON.stringify` would write the nearest
+ * double, which parses to the same number): every field is an
  * integer, a kind name (`[a-z0-9_]`), decimal digits, base64 or a subject
  * (which the bridge's rule keeps free of every character JSON escapes), so
  * the object and its reflection are skipped on this per-event path.
@@ -39,7 +58,7 @@ export function eventJson(b: EventBatch, i: number, kinds: KindTable): string {
   const sl = b.subjectLength(i);
   return (
     `{"seq":${b.firstSeq + i},"kind":"${kinds.name(b.kindNo(i))}","source":${b.source(i)},` +
-    `"source_seq":${b.sourceSeq(i)},"ts":"${b.tsString(i)}","time":${b.timeMs(i)},` +
+    `"source_seq":${b.sourceSeqString(i)},"ts":"${b.tsString(i)}","time":${b.timeMs(i)},` +
     `"payload":"${b.bytes.toString('base64', p, p + pl)}"` +
     (sl ? `,"subject":"${b.bytes.toString('utf8', p + pl, p + pl + sl)}"}` : '}')
   );
@@ -53,7 +72,10 @@ function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | nul
   let oldest = b.tsApproxNs(at(0));
   for (let k = 1; k < count; k++) oldest = Math.min(oldest, b.tsApproxNs(at(k)));
   let body: Buffer;
-  if (encoding === 'json') {
+  const native = encoding === 'json' && jsonWriter ? jsonWriter(b, from, to, picked, kinds) : null;
+  if (native) {
+    body = native;
+  } else if (encoding === 'json') {
     const parts: string[] = new Array(count);
     for (let k = 0; k < count; k++) parts[k] = eventJson(b, at(k), kinds);
     body = Buffer.from(`[${parts.join(',')}]}`); // closes the message the head opened

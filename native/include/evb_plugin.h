@@ -59,6 +59,55 @@
 #define EVB_KIND_NAME_MAX 32
 
 /*
+ Bytes of one entry of the kind-name table `evb_json_encode()` reads: a
+ length byte (0 for a kind the engine did not declare), then the name,
+ padded to `EVB_KIND_NAME_MAX` bytes. The table has one entry per kind
+ number 0 to `EVB_KIND_MAX`.
+ */
+#define EVB_JSON_KIND_ENTRY_LEN (1 + EVB_KIND_NAME_MAX)
+
+/*
+ The most bytes one event's JSON (`evb_json_encode()`) takes besides its
+ base64 payload and its subject: field names and punctuation (84 bytes,
+ counted as 108), five integers of at most 20 digits, a kind name and a
+ separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`
+ plus `4 * ceil(payload bytes / 3)` per event plus the subjects' bytes
+ plus 3.
+ */
+#define EVB_JSON_EVENT_FIXED_MAX (((108 + (5 * 20)) + EVB_KIND_NAME_MAX) + 1)
+
+/*
+ Byte offset of the kind-name table in a JSON writer's input area (after
+ the `evb_json_request_t`).
+ */
+#define EVB_JSON_KINDS_OFFSET 64
+
+/*
+ Bytes of one entry of the kind-name table (`EVB_JSON_KIND_ENTRY_LEN`).
+ */
+#define KIND_ENTRY_LEN (size_t)EVB_JSON_KIND_ENTRY_LEN
+
+/*
+ Bytes of the kind-name table: one entry per kind number 0 to `EVB_KIND_MAX`.
+ */
+#define KIND_TABLE_LEN (KIND_ENTRY_LEN * ((size_t)EVB_KIND_MAX + 1))
+
+/*
+ See `EVB_JSON_EVENT_FIXED_MAX`.
+ */
+#define JSON_EVENT_FIXED_MAX (size_t)EVB_JSON_EVENT_FIXED_MAX
+
+/*
+ Smallest and largest area a writer takes, bytes.
+ */
+#define AREA_MIN 4096
+
+/*
+ See [`AREA_MIN`] (1 GiB).
+ */
+#define AREA_MAX (1 << 30)
+
+/*
  Result codes, in their own range so they never collide with a plugin's
  own (small negative) error codes. `evb_status_name()` gives each one's
  name as it appears in this header.
@@ -167,6 +216,16 @@ typedef int32_t evb_status;
  that call. Read it with the `evb_host_t` accessors.
  */
 typedef struct evb_config_t evb_config_t;
+
+/*
+ A JSON writer's two areas, owned here and lent to the host, which maps
+ them once (ffi-rs `createExternalBuffer`): the host writes a request and
+ its records into `input`, calls [`JsonWriter::run`] and copies the result
+ out of `output`. Each call of an FFI function costs the daemon a few µs
+ per argument through ffi-rs, so the request travels in memory, not as
+ arguments. One thread at a time (`run` refuses a concurrent call).
+ */
+typedef struct JsonWriter JsonWriter;
 
 /*
  One event, as an engine hands it to an `evb_event_cb`.

@@ -17,7 +17,7 @@
  Version of the bridge's own C API (`evb_*` functions and structs).
  Bumped with any change to an exported signature or struct.
  */
-#define EVB_ABI_VERSION 2
+#define EVB_ABI_VERSION 3
 
 /*
  Upper limit for a bridge's `max_payload`, bytes (16 MiB).
@@ -36,6 +36,30 @@
 #define EVB_RECORD_HEADER_LEN 48
 
 /*
+ Bytes of one entry of the kind-name table `evb_json_encode()` reads: a
+ length byte (0 for a kind the engine did not declare), then the name,
+ padded to `EVB_KIND_NAME_MAX` bytes. The table has one entry per kind
+ number 0 to `EVB_KIND_MAX`.
+ */
+#define EVB_JSON_KIND_ENTRY_LEN (1 + EVB_KIND_NAME_MAX)
+
+/*
+ The most bytes one event's JSON (`evb_json_encode()`) takes besides its
+ base64 payload and its subject: field names and punctuation (84 bytes,
+ counted as 108), five integers of at most 20 digits, a kind name and a
+ separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`
+ plus `4 * ceil(payload bytes / 3)` per event plus the subjects' bytes
+ plus 3.
+ */
+#define EVB_JSON_EVENT_FIXED_MAX (((108 + (5 * 20)) + EVB_KIND_NAME_MAX) + 1)
+
+/*
+ Byte offset of the kind-name table in a JSON writer's input area (after
+ the `evb_json_request_t`).
+ */
+#define EVB_JSON_KINDS_OFFSET 64
+
+/*
  Length of `evb_stats_t.dropped`; index with `evb_drop_reason`.
  */
 #define EVB_DROP_REASONS 1
@@ -49,6 +73,31 @@
  Length of `evb_stats_t.delay_count`; bounds from `evb_delay_bucket_bound_ns()`.
  */
 #define EVB_DELAY_BUCKETS 14
+
+/*
+ Bytes of one entry of the kind-name table (`EVB_JSON_KIND_ENTRY_LEN`).
+ */
+#define KIND_ENTRY_LEN (size_t)EVB_JSON_KIND_ENTRY_LEN
+
+/*
+ Bytes of the kind-name table: one entry per kind number 0 to `EVB_KIND_MAX`.
+ */
+#define KIND_TABLE_LEN (KIND_ENTRY_LEN * ((size_t)EVB_KIND_MAX + 1))
+
+/*
+ See `EVB_JSON_EVENT_FIXED_MAX`.
+ */
+#define JSON_EVENT_FIXED_MAX (size_t)EVB_JSON_EVENT_FIXED_MAX
+
+/*
+ Smallest and largest area a writer takes, bytes.
+ */
+#define AREA_MIN 4096
+
+/*
+ See [`AREA_MIN`] (1 GiB).
+ */
+#define AREA_MAX (1 << 30)
 
 /*
  Index into `evb_stats_t.dropped`.
@@ -117,6 +166,16 @@ typedef struct evb_bridge_t evb_bridge_t;
  ever tried, so that concurrent control calls are refused, not raced.
  */
 typedef struct evb_engine_t evb_engine_t;
+
+/*
+ A JSON writer's two areas, owned here and lent to the host, which maps
+ them once (ffi-rs `createExternalBuffer`): the host writes a request and
+ its records into `input`, calls [`JsonWriter::run`] and copies the result
+ out of `output`. Each call of an FFI function costs the daemon a few µs
+ per argument through ffi-rs, so the request travels in memory, not as
+ arguments. One thread at a time (`run` refuses a concurrent call).
+ */
+typedef struct evb_json_writer_t evb_json_writer_t;
 
 /*
  Doorbell function type (nullable): no arguments, no result, must not block.
@@ -262,6 +321,45 @@ typedef struct {
    */
   uint64_t seq;
 } evb_record_header_t;
+
+/*
+ What `evb_json_writer_run()` is to write, at the start of the writer's
+ input area. The area holds, in order: this request; at
+ `EVB_JSON_KINDS_OFFSET` the kind-name table; at `EVB_JSON_PICKS_OFFSET`
+ `picks` little-endian u32 record indexes (strictly increasing); then,
+ at the next multiple of 8, `records_len` bytes of ring records back to
+ back.
+ */
+typedef struct {
+  /*
+   Seq of the first record; record `i` is `first_seq + i`.
+   */
+  uint64_t first_seq;
+  /*
+   Whole milliseconds of (wall clock - CLOCK_MONOTONIC), an integer.
+   */
+  double wall_offset_ms;
+  /*
+   The nanoseconds left of that offset (|x| < 1e6), an integer.
+   */
+  double wall_offset_rem_ns;
+  /*
+   Bytes of records.
+   */
+  uint32_t records_len;
+  /*
+   With `picks` 0: write the first `count` records. Otherwise unused.
+   */
+  uint32_t count;
+  /*
+   Number of record indexes to write (0: the first `count`).
+   */
+  uint32_t picks;
+  /*
+   Zero.
+   */
+  uint32_t reserved;
+} evb_json_request_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -581,6 +679,64 @@ int64_t evb_engine_debug(evb_engine_t *engine, const char *command, uint64_t arg
  `engine` is NULL or came from `evb_engine_load()` and was not freed.
  */
 void evb_engine_free(evb_engine_t *engine);
+
+/*
+ A JSON writer (see `crate::json::JsonWriter`) with an input area of
+ `input_cap` bytes and an output area of `output_cap` bytes, each 4 KiB to
+ 1 GiB; NULL otherwise (`evb_last_status()`: `EVB_STATUS_INVALID_ARGUMENT`).
+ Free it with `evb_json_writer_free()`.
+
+ The writer turns ring records into the JSON subprotocol's events array,
+ `[{...},{...}]}` (PROTOCOL.md, "events"; the `}` closes the message whose
+ head the daemon writes): the host puts an `evb_json_request_t`, the
+ kind-name table, the picks and the records in the input area (layout at
+ `evb_json_request_t`), calls `evb_json_writer_run()`, and reads the
+ result at the start of the output area.
+ */
+evb_json_writer_t *evb_json_writer_new(uint64_t input_cap, uint64_t output_cap);
+
+/*
+ The input area of `writer` (its length was `input_cap`); NULL for NULL.
+ Valid until `evb_json_writer_free()`. Write it only between runs, from
+ the thread that runs the writer.
+
+ # Safety
+ `writer` is NULL or a live writer.
+ */
+uint8_t *evb_json_writer_input(evb_json_writer_t *writer);
+
+/*
+ The output area of `writer` (its length was `output_cap`); NULL for NULL.
+ Valid until `evb_json_writer_free()`; holds the last run's result until
+ the next run.
+
+ # Safety
+ `writer` is NULL or a live writer.
+ */
+const uint8_t *evb_json_writer_output(evb_json_writer_t *writer);
+
+/*
+ Writes the request in the input area; returns the bytes written at the
+ start of the output area, or `EVB_STATUS_NULL_ARGUMENT`,
+ `EVB_STATUS_BUSY` (another thread is running it), `EVB_STATUS_NO_MEMORY`
+ (the output area is too small: size it with `EVB_JSON_EVENT_FIXED_MAX`),
+ or `EVB_STATUS_INVALID_ARGUMENT` (a part of the request, a record
+ length, a pick or the kind table outside its bounds). Nothing is read or
+ written outside the two areas, whatever they hold.
+
+ # Safety
+ `writer` is NULL or a live writer, and nothing writes its areas during
+ the call.
+ */
+int64_t evb_json_writer_run(evb_json_writer_t *writer);
+
+/*
+ Frees a writer; NULL is a no-op. Its areas must no longer be used.
+
+ # Safety
+ `writer` is NULL or a live writer, not used after this call.
+ */
+void evb_json_writer_free(evb_json_writer_t *writer);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -23,7 +23,7 @@ use std::mem::{offset_of, size_of};
 
 /// Version of the bridge's own C API (`evb_*` functions and structs).
 /// Bumped with any change to an exported signature or struct.
-pub const EVB_ABI_VERSION: u32 = 2;
+pub const EVB_ABI_VERSION: u32 = 3;
 
 /// Major version of the engine plugin ABI. A plugin built for another major
 /// version is refused at load.
@@ -50,6 +50,24 @@ pub const EVB_RECORD_ALIGN: u32 = 64;
 /// Bytes of header in front of each record's payload in the ring
 /// (`sizeof(evb_record_header_t)`).
 pub const EVB_RECORD_HEADER_LEN: u32 = 48;
+/// Bytes of one entry of the kind-name table `evb_json_encode()` reads: a
+/// length byte (0 for a kind the engine did not declare), then the name,
+/// padded to `EVB_KIND_NAME_MAX` bytes. The table has one entry per kind
+/// number 0 to `EVB_KIND_MAX`.
+pub const EVB_JSON_KIND_ENTRY_LEN: u32 = 1 + EVB_KIND_NAME_MAX;
+/// The most bytes one event's JSON (`evb_json_encode()`) takes besides its
+/// base64 payload and its subject: field names and punctuation (84 bytes,
+/// counted as 108), five integers of at most 20 digits, a kind name and a
+/// separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`
+/// plus `4 * ceil(payload bytes / 3)` per event plus the subjects' bytes
+/// plus 3.
+pub const EVB_JSON_EVENT_FIXED_MAX: u32 = 108 + 5 * 20 + EVB_KIND_NAME_MAX + 1;
+/// Byte offset of the kind-name table in a JSON writer's input area (after
+/// the `evb_json_request_t`).
+pub const EVB_JSON_KINDS_OFFSET: u32 = 64;
+/// Byte offset of the picks (then the records) in a JSON writer's input
+/// area: after the kind-name table, rounded up to 8.
+pub const EVB_JSON_PICKS_OFFSET: u32 = (EVB_JSON_KINDS_OFFSET + EVB_JSON_KIND_ENTRY_LEN * (EVB_KIND_MAX + 1)).div_ceil(8) * 8;
 /// Length of `evb_stats_t.dropped`; index with `evb_drop_reason`.
 pub const EVB_DROP_REASONS: usize = 1;
 /// Length of `evb_stats_t.invalid`; index with `evb_invalid_reason`.
@@ -226,6 +244,31 @@ pub struct EvbDrain {
     pub count: u64,
     /// Sequence number of the first record; sequences start at 1.
     pub first_seq: u64,
+}
+
+/// What `evb_json_writer_run()` is to write, at the start of the writer's
+/// input area. The area holds, in order: this request; at
+/// `EVB_JSON_KINDS_OFFSET` the kind-name table; at `EVB_JSON_PICKS_OFFSET`
+/// `picks` little-endian u32 record indexes (strictly increasing); then,
+/// at the next multiple of 8, `records_len` bytes of ring records back to
+/// back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EvbJsonRequest {
+    /// Seq of the first record; record `i` is `first_seq + i`.
+    pub first_seq: u64,
+    /// Whole milliseconds of (wall clock - CLOCK_MONOTONIC), an integer.
+    pub wall_offset_ms: f64,
+    /// The nanoseconds left of that offset (|x| < 1e6), an integer.
+    pub wall_offset_rem_ns: f64,
+    /// Bytes of records.
+    pub records_len: u32,
+    /// With `picks` 0: write the first `count` records. Otherwise unused.
+    pub count: u32,
+    /// Number of record indexes to write (0: the first `count`).
+    pub picks: u32,
+    /// Zero.
+    pub reserved: u32,
 }
 
 /// A bridge's counters, read with one call (`evb_bridge_stats()`).
@@ -509,6 +552,9 @@ pub fn layout_json() -> String {
                 delay_sum_ns: u64, panic_messages_dropped: u64,
             }),
             "evb_drain_t": describe!(EvbDrain { offset: u64, len: u64, count: u64, first_seq: u64 }),
+            "evb_json_request_t": describe!(EvbJsonRequest {
+                first_seq: u64, wall_offset_ms: f64, wall_offset_rem_ns: f64, records_len: u32, count: u32, picks: u32, reserved: u32,
+            }),
             "evb_record_header_t": describe!(EvbRecordHeader {
                 record_len: u32, payload_len: u32, kind: u32, source_id: u32, flags: u32, subject_len: u32,
                 source_seq: u64, ts_ns: u64, seq: u64,
@@ -519,6 +565,10 @@ pub fn layout_json() -> String {
         "kind_max": EVB_KIND_MAX,
         "kind_name_max": EVB_KIND_NAME_MAX,
         "max_payload_limit": EVB_MAX_PAYLOAD_LIMIT,
+        "json_kind_entry_len": EVB_JSON_KIND_ENTRY_LEN,
+        "json_event_fixed_max": EVB_JSON_EVENT_FIXED_MAX,
+        "json_kinds_offset": EVB_JSON_KINDS_OFFSET,
+        "json_picks_offset": EVB_JSON_PICKS_OFFSET,
         "drop_reasons": EvbDropReason::iter().map(<&'static str>::from).collect::<Vec<_>>(),
         "invalid_reasons": EvbInvalidReason::iter().map(<&'static str>::from).collect::<Vec<_>>(),
         "delay_bounds_ns": DELAY_BOUNDS_NS,

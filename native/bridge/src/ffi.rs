@@ -650,3 +650,84 @@ pub unsafe extern "C" fn evb_engine_free(engine: *mut EngineHandle) {
         drop(e);
     })
 }
+
+/// A JSON writer (see `crate::json::JsonWriter`) with an input area of
+/// `input_cap` bytes and an output area of `output_cap` bytes, each 4 KiB to
+/// 1 GiB; NULL otherwise (`evb_last_status()`: `EVB_STATUS_INVALID_ARGUMENT`).
+/// Free it with `evb_json_writer_free()`.
+///
+/// The writer turns ring records into the JSON subprotocol's events array,
+/// `[{...},{...}]}` (PROTOCOL.md, "events"; the `}` closes the message whose
+/// head the daemon writes): the host puts an `evb_json_request_t`, the
+/// kind-name table, the picks and the records in the input area (layout at
+/// `evb_json_request_t`), calls `evb_json_writer_run()`, and reads the
+/// result at the start of the output area.
+#[no_mangle]
+pub extern "C" fn evb_json_writer_new(input_cap: u64, output_cap: u64) -> *mut crate::json::JsonWriter {
+    ffi_boundary!(match crate::json::JsonWriter::new(input_cap, output_cap) {
+        Some(w) => {
+            set_status(EvbStatus::Ok);
+            Box::into_raw(Box::new(w))
+        }
+        None => {
+            set_status(EvbStatus::InvalidArgument);
+            std::ptr::null_mut()
+        }
+    })
+}
+
+/// The input area of `writer` (its length was `input_cap`); NULL for NULL.
+/// Valid until `evb_json_writer_free()`. Write it only between runs, from
+/// the thread that runs the writer.
+///
+/// # Safety
+/// `writer` is NULL or a live writer.
+#[no_mangle]
+pub unsafe extern "C" fn evb_json_writer_input(writer: *mut crate::json::JsonWriter) -> *mut u8 {
+    ffi_boundary!(try_ref!(writer, std::ptr::null_mut()).input().0)
+}
+
+/// The output area of `writer` (its length was `output_cap`); NULL for NULL.
+/// Valid until `evb_json_writer_free()`; holds the last run's result until
+/// the next run.
+///
+/// # Safety
+/// `writer` is NULL or a live writer.
+#[no_mangle]
+pub unsafe extern "C" fn evb_json_writer_output(writer: *mut crate::json::JsonWriter) -> *const u8 {
+    ffi_boundary!(try_ref!(writer, std::ptr::null()).output().0 as *const u8)
+}
+
+/// Writes the request in the input area; returns the bytes written at the
+/// start of the output area, or `EVB_STATUS_NULL_ARGUMENT`,
+/// `EVB_STATUS_BUSY` (another thread is running it), `EVB_STATUS_NO_MEMORY`
+/// (the output area is too small: size it with `EVB_JSON_EVENT_FIXED_MAX`),
+/// or `EVB_STATUS_INVALID_ARGUMENT` (a part of the request, a record
+/// length, a pick or the kind table outside its bounds). Nothing is read or
+/// written outside the two areas, whatever they hold.
+///
+/// # Safety
+/// `writer` is NULL or a live writer, and nothing writes its areas during
+/// the call.
+#[no_mangle]
+pub unsafe extern "C" fn evb_json_writer_run(writer: *mut crate::json::JsonWriter) -> i64 {
+    ffi_boundary!(match try_ref!(writer, EvbStatus::NullArgument as i64).run() {
+        Ok(n) => n as i64,
+        Err(s) => s as i64,
+    })
+}
+
+/// Frees a writer; NULL is a no-op. Its areas must no longer be used.
+///
+/// # Safety
+/// `writer` is NULL or a live writer, not used after this call.
+#[no_mangle]
+pub unsafe extern "C" fn evb_json_writer_free(writer: *mut crate::json::JsonWriter) {
+    ffi_boundary!({
+        if !writer.is_null() {
+            // SAFETY: non-null and came from Box::into_raw in
+            // evb_json_writer_new (precondition); never used again.
+            drop(unsafe { Box::from_raw(writer) });
+        }
+    })
+}

@@ -50,6 +50,8 @@ pub mod counters;
 #[cfg(not(loom))]
 pub mod ffi;
 #[cfg(not(loom))]
+pub mod json;
+#[cfg(not(loom))]
 mod panic;
 #[cfg(not(loom))]
 pub mod plugin;

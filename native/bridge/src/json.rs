@@ -1,0 +1,382 @@
+//! Ring records as the JSON subprotocol's event objects (PROTOCOL.md,
+//! "events"), written straight into a caller's buffer.
+//!
+//! The daemon's fan-out encodes each drained batch once per distinct filter.
+//! Written in JavaScript, one event's JSON cost about 1.5 µs of main-thread
+//! time (issue 15: the JSON path delivered 667 k events/s against 2.99 M for
+//! binary), most of it in per-event strings. Here one call writes a whole
+//! chunk: digits with `itoa`, the payload with the `base64` crate's standard
+//! alphabet with padding (what Node's `Buffer#toString('base64')` writes),
+//! and names through `serde_json`'s string escaper.
+//!
+//! The output is byte for byte what `daemon/fanout/encode.ts` `eventJson`
+//! writes (test/json-native.test.ts compares the two on generated batches):
+//! `[` then the events separated by `,` then `]}` (the `}` closes the message
+//! whose head the daemon writes per subscription).
+//!
+//! Nothing here trusts its input: every record offset and length is checked
+//! against the buffers it points into, and a shortfall of output space is an
+//! error, never a write past the end.
+
+use crate::abi::{EvbJsonRequest, EvbRecordHeader, EvbStatus, EVB_JSON_EVENT_FIXED_MAX, EVB_JSON_KINDS_OFFSET, EVB_JSON_KIND_ENTRY_LEN, EVB_JSON_PICKS_OFFSET, EVB_KIND_MAX, EVB_RECORD_HEADER_LEN};
+use base64::Engine as _;
+
+/// Bytes of one entry of the kind-name table (`EVB_JSON_KIND_ENTRY_LEN`).
+pub const KIND_ENTRY_LEN: usize = EVB_JSON_KIND_ENTRY_LEN as usize;
+/// Bytes of the kind-name table: one entry per kind number 0 to `EVB_KIND_MAX`.
+pub const KIND_TABLE_LEN: usize = KIND_ENTRY_LEN * (EVB_KIND_MAX as usize + 1);
+/// See `EVB_JSON_EVENT_FIXED_MAX`.
+pub const JSON_EVENT_FIXED_MAX: usize = EVB_JSON_EVENT_FIXED_MAX as usize;
+
+/// The wall-clock offset the daemon's `clock.ts` `wallMs` applies: whole
+/// milliseconds and the nanoseconds left, each an integer-valued double.
+#[derive(Clone, Copy, Debug)]
+pub struct WallOffset {
+    /// Whole milliseconds of (wall clock - CLOCK_MONOTONIC).
+    pub ms: f64,
+    /// The nanoseconds left (|rem| < 1e6).
+    pub rem_ns: f64,
+}
+
+impl WallOffset {
+    /// The protocol's `time` for engine timestamp `ts_ns`, computed with the
+    /// same double operations as `wallMs`, so that both round alike.
+    fn wall_ms(self, ts_ns: u64) -> f64 {
+        self.ms + ((ts_ns as f64 + self.rem_ns + 500_000.0) / 1e6).floor()
+    }
+}
+
+/// Which records of a batch to encode. Records are walked from the start of
+/// the buffer by their `record_len`; indexes count from its first record.
+pub enum Pick<'a> {
+    /// The first `n` records.
+    First(usize),
+    /// These record indexes, strictly increasing: little-endian u32s (any
+    /// alignment).
+    List(&'a [u8]),
+}
+
+/// A failed encode: `NoMemory` when `out` is too small, `InvalidArgument`
+/// for anything malformed (an index, offset or length outside its buffer).
+pub type EncodeError = EvbStatus;
+
+/// A cursor over the output that refuses to run past its end.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        let end = self.at.checked_add(bytes.len()).ok_or(EvbStatus::NoMemory)?;
+        self.buf.get_mut(self.at..end).ok_or(EvbStatus::NoMemory)?.copy_from_slice(bytes);
+        self.at = end;
+        Ok(())
+    }
+    fn int(&mut self, v: u64) -> Result<(), EncodeError> {
+        self.put(itoa::Buffer::new().format(v).as_bytes())
+    }
+    /// A JSON string (quoted, escaped as `JSON.stringify` escapes).
+    fn string(&mut self, s: &str) -> Result<(), EncodeError> {
+        let rest = self.buf.get_mut(self.at..).ok_or(EvbStatus::NoMemory)?;
+        let mut w = std::io::Cursor::new(rest);
+        serde_json::to_writer(&mut w, s).map_err(|_| EvbStatus::NoMemory)?;
+        self.at += w.position() as usize;
+        Ok(())
+    }
+    fn base64(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        let rest = self.buf.get_mut(self.at..).ok_or(EvbStatus::NoMemory)?;
+        let n = base64::engine::general_purpose::STANDARD.encode_slice(bytes, rest).map_err(|_| EvbStatus::NoMemory)?;
+        self.at += n;
+        Ok(())
+    }
+}
+
+/// The `i`th little-endian u32 of `b`.
+fn u32_le(b: &[u8], i: usize) -> Result<u32, EncodeError> {
+    let at = i.checked_mul(4).ok_or(EvbStatus::InvalidArgument)?;
+    let w = b.get(at..at + 4).ok_or(EvbStatus::InvalidArgument)?;
+    Ok(u32::from_le_bytes(w.try_into().expect("4 bytes")))
+}
+
+/// The header of the record at byte `off`, and its payload and subject.
+fn record(records: &[u8], off: usize) -> Result<(EvbRecordHeader, &[u8], &[u8]), EncodeError> {
+    let h = EVB_RECORD_HEADER_LEN as usize;
+    let head = records.get(off..off.checked_add(h).ok_or(EvbStatus::InvalidArgument)?).ok_or(EvbStatus::InvalidArgument)?;
+    let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
+    let u64_at = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
+    let hdr = EvbRecordHeader {
+        record_len: u32_at(0),
+        payload_len: u32_at(4),
+        kind: u32_at(8),
+        source_id: u32_at(12),
+        flags: u32_at(16),
+        subject_len: u32_at(20),
+        source_seq: u64_at(24),
+        ts_ns: u64_at(32),
+        seq: u64_at(40),
+    };
+    let p = off + h;
+    let s = p.checked_add(hdr.payload_len as usize).ok_or(EvbStatus::InvalidArgument)?;
+    let e = s.checked_add(hdr.subject_len as usize).ok_or(EvbStatus::InvalidArgument)?;
+    if e > off.saturating_add(hdr.record_len as usize) || off.saturating_add(hdr.record_len as usize) > records.len() {
+        return Err(EvbStatus::InvalidArgument);
+    }
+    Ok((hdr, &records[p..s], &records[s..e]))
+}
+
+/// Writes the JSON of the picked records into `out` and returns the bytes
+/// written.
+///
+/// * `records`: the batch's records back to back, as the ring lays them out.
+/// * `first_seq`: the seq of record index 0 (record `i` is `first_seq + i`).
+/// * `kinds`: the kind-name table ([`KIND_TABLE_LEN`] bytes).
+///
+/// Errors: see [`EncodeError`]; on error `out` holds a partial write that
+/// the caller discards.
+pub fn encode(
+    records: &[u8],
+    first_seq: u64,
+    pick: Pick<'_>,
+    kinds: &[u8],
+    clock: WallOffset,
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    if kinds.len() != KIND_TABLE_LEN {
+        return Err(EvbStatus::InvalidArgument);
+    }
+    let mut o = Out { buf: out, at: 0 };
+    o.put(b"[")?;
+    let one = |o: &mut Out<'_>, i: usize, off: usize, first: bool| -> Result<usize, EncodeError> {
+        let (h, payload, subject) = record(records, off)?;
+        o.put(if first { b"{\"seq\":" } else { b",{\"seq\":" })?;
+        o.int(first_seq.checked_add(i as u64).ok_or(EvbStatus::InvalidArgument)?)?;
+        o.put(b",\"kind\":")?;
+        let name = match kinds.get(h.kind as usize * KIND_ENTRY_LEN..(h.kind as usize + 1) * KIND_ENTRY_LEN) {
+            Some(entry) if h.kind <= EVB_KIND_MAX && entry[0] != 0 => {
+                std::str::from_utf8(entry.get(1..1 + entry[0] as usize).ok_or(EvbStatus::InvalidArgument)?)
+                    .map_err(|_| EvbStatus::InvalidArgument)?
+            }
+            _ => "unknown",
+        };
+        o.string(name)?;
+        o.put(b",\"source\":")?;
+        o.int(h.source_id as u64)?;
+        o.put(b",\"source_seq\":")?;
+        o.int(h.source_seq)?;
+        o.put(b",\"ts\":\"")?;
+        o.int(h.ts_ns)?;
+        o.put(b"\",\"time\":")?;
+        let t = clock.wall_ms(h.ts_ns);
+        // An integer-valued double; within i64 for any u64 timestamp.
+        let mut b = itoa::Buffer::new();
+        o.put(b.format(t as i64).as_bytes())?;
+        o.put(b",\"payload\":\"")?;
+        o.base64(payload)?;
+        if subject.is_empty() {
+            o.put(b"\"}")?;
+        } else {
+            o.put(b"\",\"subject\":")?;
+            o.string(&String::from_utf8_lossy(subject))?;
+            o.put(b"}")?;
+        }
+        Ok(off + h.record_len as usize)
+    };
+    match pick {
+        Pick::First(n) => {
+            let mut off = 0;
+            for i in 0..n {
+                off = one(&mut o, i, off, i == 0)?;
+            }
+        }
+        Pick::List(list) => {
+            if list.len() % 4 != 0 {
+                return Err(EvbStatus::InvalidArgument);
+            }
+            let (mut i, mut off) = (0usize, 0usize);
+            for k in 0..list.len() / 4 {
+                let want = u32_le(list, k)? as usize;
+                if want < i {
+                    return Err(EvbStatus::InvalidArgument); // not increasing
+                }
+                while i < want {
+                    off = off.checked_add(record(records, off)?.0.record_len as usize).ok_or(EvbStatus::InvalidArgument)?;
+                    i += 1;
+                }
+                off = one(&mut o, i, off, k == 0)?;
+                i += 1;
+            }
+        }
+    }
+    o.put(b"]}")?;
+    Ok(o.at)
+}
+
+/// A JSON writer's two areas, owned here and lent to the host, which maps
+/// them once (ffi-rs `createExternalBuffer`): the host writes a request and
+/// its records into `input`, calls [`JsonWriter::run`] and copies the result
+/// out of `output`. Each call of an FFI function costs the daemon a few µs
+/// per argument through ffi-rs, so the request travels in memory, not as
+/// arguments. One thread at a time (`run` refuses a concurrent call).
+pub struct JsonWriter {
+    input: std::sync::Mutex<Box<[u8]>>,
+    output: std::sync::Mutex<Box<[u8]>>,
+    input_ptr: *mut u8,
+    output_ptr: *mut u8,
+}
+
+// SAFETY: the raw pointers only name the boxes' own heap memory, which lives
+// as long as the writer; every access from Rust goes through the mutexes.
+unsafe impl Send for JsonWriter {}
+// SAFETY: as above.
+unsafe impl Sync for JsonWriter {}
+
+/// Smallest and largest area a writer takes, bytes.
+pub const AREA_MIN: u64 = 4096;
+/// See [`AREA_MIN`] (1 GiB).
+pub const AREA_MAX: u64 = 1 << 30;
+
+impl JsonWriter {
+    /// Two zeroed areas of `input_cap` and `output_cap` bytes, each in
+    /// [`AREA_MIN`, `AREA_MAX`]; None otherwise.
+    pub fn new(input_cap: u64, output_cap: u64) -> Option<Self> {
+        let ok = |c: u64| (AREA_MIN..=AREA_MAX).contains(&c);
+        if !ok(input_cap) || !ok(output_cap) {
+            return None;
+        }
+        let mut input = vec![0u8; input_cap as usize].into_boxed_slice();
+        let mut output = vec![0u8; output_cap as usize].into_boxed_slice();
+        let (input_ptr, output_ptr) = (input.as_mut_ptr(), output.as_mut_ptr());
+        Some(JsonWriter { input: std::sync::Mutex::new(input), output: std::sync::Mutex::new(output), input_ptr, output_ptr })
+    }
+    /// The input area's address and length.
+    pub fn input(&self) -> (*mut u8, usize) {
+        (self.input_ptr, self.input.lock().map(|b| b.len()).unwrap_or(0))
+    }
+    /// The output area's address and length.
+    pub fn output(&self) -> (*mut u8, usize) {
+        (self.output_ptr, self.output.lock().map(|b| b.len()).unwrap_or(0))
+    }
+    /// Writes what the request in the input area asks for into the output
+    /// area; returns the bytes written. `Busy` when another thread is in a
+    /// run; otherwise the errors of [`encode`] and `InvalidArgument` for a
+    /// request whose parts do not fit in the input area.
+    pub fn run(&self) -> Result<usize, EncodeError> {
+        let input = self.input.try_lock().map_err(|_| EvbStatus::Busy)?;
+        let mut output = self.output.try_lock().map_err(|_| EvbStatus::Busy)?;
+        let head = input.get(..std::mem::size_of::<EvbJsonRequest>()).ok_or(EvbStatus::InvalidArgument)?;
+        let f64_at = |i: usize| f64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
+        let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
+        let req = EvbJsonRequest {
+            first_seq: u64::from_le_bytes(head[0..8].try_into().expect("8 bytes")),
+            wall_offset_ms: f64_at(8),
+            wall_offset_rem_ns: f64_at(16),
+            records_len: u32_at(24),
+            count: u32_at(28),
+            picks: u32_at(32),
+            reserved: u32_at(36),
+        };
+        let kinds_at = EVB_JSON_KINDS_OFFSET as usize;
+        let kinds = input.get(kinds_at..kinds_at + KIND_TABLE_LEN).ok_or(EvbStatus::InvalidArgument)?;
+        let picks_at = EVB_JSON_PICKS_OFFSET as usize;
+        let picks_end = picks_at + req.picks as usize * 4;
+        let records_at = picks_end.div_ceil(8) * 8;
+        let records = input.get(records_at..records_at + req.records_len as usize).ok_or(EvbStatus::InvalidArgument)?;
+        let pick = if req.picks == 0 { Pick::First(req.count as usize) } else { Pick::List(&input[picks_at..picks_end]) };
+        let clock = WallOffset { ms: req.wall_offset_ms, rem_ns: req.wall_offset_rem_ns };
+        encode(records, req.first_seq, pick, kinds, clock, &mut output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: u32, payload: &[u8], subject: &[u8], source_seq: u64, ts: u64) -> Vec<u8> {
+        let h = EVB_RECORD_HEADER_LEN as usize;
+        let len = (h + payload.len() + subject.len()).div_ceil(8) * 8;
+        let mut v = vec![0u8; len];
+        v[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        v[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        v[8..12].copy_from_slice(&kind.to_le_bytes());
+        v[12..16].copy_from_slice(&7u32.to_le_bytes());
+        v[20..24].copy_from_slice(&(subject.len() as u32).to_le_bytes());
+        v[24..32].copy_from_slice(&source_seq.to_le_bytes());
+        v[32..40].copy_from_slice(&ts.to_le_bytes());
+        v[h..h + payload.len()].copy_from_slice(payload);
+        v[h + payload.len()..h + payload.len() + subject.len()].copy_from_slice(subject);
+        v
+    }
+
+    fn le(v: &[u32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn kinds() -> Vec<u8> {
+        let mut t = vec![0u8; KIND_TABLE_LEN];
+        t[KIND_ENTRY_LEN * 2] = 4;
+        t[KIND_ENTRY_LEN * 2 + 1..KIND_ENTRY_LEN * 2 + 5].copy_from_slice(b"tick");
+        t
+    }
+
+    #[test]
+    fn writes_the_protocol_objects() {
+        let mut records = rec(2, b"hello", b"", 9, 1_500_000);
+        records.extend(rec(5, &[0xff, 0, 1, 2], b"md.a", u64::MAX, 2_499_999));
+        let mut out = vec![0u8; 1024];
+        let clock = WallOffset { ms: 1000.0, rem_ns: 0.0 };
+        let n = encode(&records, 41, Pick::First(2), &kinds(), clock, &mut out).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out[..n]).unwrap(),
+            "[{\"seq\":41,\"kind\":\"tick\",\"source\":7,\"source_seq\":9,\"ts\":\"1500000\",\"time\":1002,\"payload\":\"aGVsbG8=\"},\
+             {\"seq\":42,\"kind\":\"unknown\",\"source\":7,\"source_seq\":18446744073709551615,\"ts\":\"2499999\",\"time\":1002,\"payload\":\"/wABAg==\",\"subject\":\"md.a\"}]}"
+        );
+        let n = encode(&records, 41, Pick::List(&le(&[1])), &kinds(), clock, &mut out).unwrap();
+        assert!(std::str::from_utf8(&out[..n]).unwrap().starts_with("[{\"seq\":42,"));
+    }
+
+    #[test]
+    fn refuses_short_output_and_bad_records() {
+        let records = rec(2, b"hello", b"", 1, 1);
+        let clock = WallOffset { ms: 0.0, rem_ns: 0.0 };
+        for cap in 0..120 {
+            let mut out = vec![0u8; cap];
+            let r = encode(&records, 1, Pick::First(1), &kinds(), clock, &mut out);
+            assert!(r.is_ok() || r == Err(EvbStatus::NoMemory), "cap {cap}");
+        }
+        let mut out = vec![0u8; 4096];
+        // Offsets and indexes outside the records.
+        assert_eq!(encode(&records, 1, Pick::First(2), &kinds(), clock, &mut out), Err(EvbStatus::InvalidArgument));
+        assert_eq!(encode(&records, 1, Pick::List(&le(&[3])), &kinds(), clock, &mut out), Err(EvbStatus::InvalidArgument));
+        let mut two = records.clone();
+        two.extend(records.clone());
+        assert_eq!(encode(&two, 1, Pick::List(&le(&[1, 0])), &kinds(), clock, &mut out), Err(EvbStatus::InvalidArgument));
+        // A record length of 0 would never advance the walk.
+        let mut zero = two.clone();
+        zero[0..4].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(encode(&zero, 1, Pick::List(&le(&[1])), &kinds(), clock, &mut out), Err(EvbStatus::InvalidArgument));
+        // A payload length past the record.
+        let mut bad = records.clone();
+        bad[4..8].copy_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(encode(&bad, 1, Pick::First(1), &kinds(), clock, &mut out), Err(EvbStatus::InvalidArgument));
+        // A wrong-sized kind table.
+        assert_eq!(encode(&records, 1, Pick::First(1), &[0u8; 3], clock, &mut out), Err(EvbStatus::InvalidArgument));
+    }
+
+    #[test]
+    fn the_size_bound_holds_for_the_largest_fields() {
+        let subject = vec![b'a'; 255];
+        let payload = vec![7u8; 1000];
+        let mut t = vec![0u8; KIND_TABLE_LEN];
+        t[KIND_ENTRY_LEN * 31] = 32;
+        t[KIND_ENTRY_LEN * 31 + 1..KIND_ENTRY_LEN * 32].fill(b'z');
+        let records = rec(31, &payload, &subject, u64::MAX, u64::MAX);
+        let bound = JSON_EVENT_FIXED_MAX + payload.len().div_ceil(3) * 4 + subject.len() + 3;
+        let mut out = vec![0u8; bound];
+        let clock = WallOffset { ms: 9e12, rem_ns: 999_999.0 };
+        let n = encode(&records, u64::MAX - 1, Pick::First(1), &t, clock, &mut out).unwrap();
+        assert!(n <= bound);
+        let v: serde_json::Value = serde_json::from_slice(&out[..n - 1]).unwrap();
+        assert_eq!(v[0]["kind"], "z".repeat(32));
+    }
+}

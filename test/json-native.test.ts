@@ -1,0 +1,121 @@
+// The bridge's JSON writer (evb_json_encode, through json-native.ts) against
+// the JavaScript one (eventJson): byte for byte the same events arrays, for
+// generated batches, whole ranges and picked records, every field up to its
+// largest value; and a malformed batch refused (and counted), never read
+// past its end.
+import fc from 'fast-check';
+import t from 'tap';
+import { EventBatch } from '../daemon/batch.js';
+import { KindTable } from '../daemon/engine.js';
+import { type Chunk, encodeChunks, useJsonWriter } from '../daemon/fanout/encode.js';
+import { kindTableBytes, nativeJsonWriter } from '../daemon/fanout/json-native.js';
+import { openNative } from '../daemon/native.js';
+import { encodeRecord } from '../protocol/binary.js';
+import { REC } from '../protocol/records.js';
+import type { Filter } from '../daemon/fanout/filter.js';
+
+const KINDS = new KindTable([
+  { name: 'udp', number: 1 },
+  { name: 'tick', number: 2 },
+  { name: 'md_quote_with_a_32_byte_name_xyz', number: 31 },
+]);
+const native = openNative();
+
+const subject = fc
+  .array(fc.string({ minLength: 1, maxLength: 8, unit: fc.constantFrom(...'abcXYZ019_-:+@#$%&ü€'.split('')) }), { minLength: 1, maxLength: 4 })
+  .map((tokens) => tokens.join('.'));
+const rec = fc.record({
+  kind: fc.constantFrom(1, 2, 31, 7), // 7 is undeclared: "unknown"
+  source: fc.integer({ min: 0, max: 0xffffffff }),
+  sourceSeq: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
+  tsNs: fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 53n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
+  payload: fc.uint8Array({ maxLength: 300 }),
+  subject: fc.option(subject, { nil: undefined }),
+});
+type Rec = typeof rec extends fc.Arbitrary<infer R> ? R : never;
+
+function batchOf(recs: Rec[], firstSeq: number): EventBatch {
+  const bytes = Buffer.concat(
+    recs.map((r, i) => {
+      const b = Buffer.from(encodeRecord({ seq: firstSeq + i, kind: r.kind, source: r.source, sourceSeq: 0, flags: 0, tsNs: r.tsNs, payload: r.payload, ...(r.subject !== undefined ? { subject: r.subject } : {}) }));
+      b.writeBigUInt64LE(r.sourceSeq, REC.sourceSeq);
+      return b;
+    }),
+  );
+  return new EventBatch(bytes, recs.length, firstSeq);
+}
+
+const ALL: Filter = { kindMask: null, sources: null, subjects: null, key: '*' };
+const TICKS: Filter = { kindMask: 1 << 2, sources: null, subjects: null, key: '4' };
+const bodies = (chunks: Chunk[]) => chunks.map((c) => c.body.toString('latin1'));
+
+t.test('the kind-name table holds each declared name at its number', async (t) => {
+  const tab = kindTableBytes(KINDS);
+  t.equal(tab.length, 33 * 32);
+  t.equal(tab[2 * 33], 4);
+  t.equal(tab.toString('latin1', 2 * 33 + 1, 2 * 33 + 5), 'tick');
+  t.equal(tab[31 * 33], 32);
+  t.equal(tab[7 * 33], 0, 'an undeclared kind has length 0');
+});
+
+t.test('native and JavaScript writers give the same bytes', async (t) => {
+  const stats = { written: 0, tooLarge: 0, refused: 0 };
+  const writer = nativeJsonWriter(native, stats);
+  let runs = 0;
+  try {
+    fc.assert(
+      fc.property(
+        fc.array(rec, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 2 ** 52 }),
+        fc.constantFrom(ALL, TICKS),
+        fc.integer({ min: 1, max: 17 }),
+        (recs, firstSeq, f, max) => {
+          const filter = f;
+          const b = batchOf(recs, firstSeq);
+          const ranges = [{ batch: b, start: 0, end: b.count }];
+          useJsonWriter(null);
+          const js = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, 'json', KINDS));
+          useJsonWriter(writer);
+          const nat = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, 'json', KINDS));
+          useJsonWriter(null);
+          runs++;
+          if (js.length !== nat.length || js.some((s, i) => s !== nat[i])) throw new Error(`differs:\njs  ${js.join('\n')}\nnat ${nat.join('\n')}`);
+          for (const s of nat) JSON.parse(`{"events":${s}`); // valid JSON once the head is put in front
+        },
+      ),
+      { numRuns: 300 },
+    );
+  } finally {
+    useJsonWriter(null);
+  }
+  t.equal(runs, 300);
+  t.ok(stats.written > 300, `the bridge wrote ${stats.written} chunks`);
+  t.equal(stats.refused + stats.tooLarge, 0);
+});
+
+t.test('a malformed batch is refused and a chunk too large for the areas left alone, each counted, and written in JavaScript', async (t) => {
+  const stats = { written: 0, tooLarge: 0, refused: 0 };
+  const writer = nativeJsonWriter(native, stats);
+  const good = batchOf([{ kind: 1, source: 1, sourceSeq: 1n, tsNs: 5n, payload: new Uint8Array([1, 2, 3]), subject: undefined }], 1);
+  t.ok(writer(good, 0, 1, null, KINDS), 'a well-formed batch is written');
+  const bad = Buffer.from(good.bytes);
+  const b = new EventBatch(bad, 1, 1);
+  bad.writeUInt32LE(1 << 30, REC.payloadLen); // a payload past the end of the batch
+  t.equal(writer(b, 0, 1, null, KINDS), null);
+  const walked = Buffer.from(good.bytes);
+  walked.writeUInt32LE(8, REC.recordLen); // a record length shorter than its header
+  t.equal(writer(new EventBatch(walked, 1, 1), 0, 1, null, KINDS), null);
+  t.equal(stats.refused, 2, 'both refused and counted');
+  const big = batchOf([{ kind: 2, source: 1, sourceSeq: 1n, tsNs: 5n, payload: new Uint8Array(3 << 20), subject: undefined }], 9);
+  t.equal(writer(big, 0, 1, null, KINDS), null, 'a chunk larger than the input area is left to JavaScript');
+  t.equal(stats.tooLarge, 1, 'and counted');
+  useJsonWriter(writer);
+  try {
+    const chunks = encodeChunks([{ batch: good, start: 0, end: 1 }], ALL, 0, 256, 'json', KINDS);
+    t.match(chunks[0]?.body.toString(), /^\[\{"seq":1,"kind":"udp"/);
+    const large = encodeChunks([{ batch: big, start: 0, end: 1 }], ALL, 0, 256, 'json', KINDS);
+    t.equal(JSON.parse(`{"e":${large[0]?.body.toString()}`).e[0].payload.length, 4 << 20, 'the large chunk written in JavaScript');
+  } finally {
+    useJsonWriter(null);
+  }
+});

@@ -124,7 +124,7 @@ for (const n of scaledOnly ? [] : [1, 3]) {
 out.push(
   '## 1. Ingest to JetStream, sustained',
   '',
-  `The daemon's generator (one thread, 64-byte payloads) offers as much as it can; the ingest publishes runs of up to 256 events (64 KiB) per JetStream message with up to 1,024 messages awaiting acknowledgement, and drops (counted) what does not fit in its 32 MiB queue. ${WINDOW} s measured after 3 s of warm-up. "One js.publish per event" is the same client library (@nats-io/jetstream 3.4) awaiting each publish of one 64-byte event, for ${quick ? 5 : 15} s. All processes share this machine's ${os.cpus().length} cores.`,
+  `The daemon's generator (one thread, 64-byte payloads) offers as much as it can; the ingest publishes runs of up to 1,024 events (256 KiB) per JetStream message (the defaults) with up to 1,024 messages awaiting acknowledgement, and drops (counted) what does not fit in its 32 MiB queue. ${WINDOW} s measured after 3 s of warm-up. "One js.publish per event" is the same client library (@nats-io/jetstream 3.4) awaiting each publish of one 64-byte event, for ${quick ? 5 : 15} s. All processes share this machine's ${os.cpus().length} cores.`,
   '',
   '| NATS | published events/s | messages/s | drained events/s | dropped at the ingest (queue full) | ring drops | publish retries | ingest CPU (cores) | nats-server CPU (cores, all nodes) | one js.publish per event | × that |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',

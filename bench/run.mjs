@@ -19,7 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clientPool, cpuSeconds, fanoutCase, filtersCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
+import { clientPool, commitOf, cpuSeconds, fanoutCase, filtersCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const quick = process.argv.includes('--quick');
@@ -171,7 +171,7 @@ const ef = flat(ev);
 const lines = [
   '# evbridge benchmark results',
   '',
-  `- date: ${new Date().toISOString()}`,
+  `- date: ${new Date().toISOString()}; commit ${commitOf()}`,
   `- command: \`npm run bench${quick ? ' -- --quick' : ''}\` (${((Date.now() - started) / 1000).toFixed(0)} s)`,
   `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
   `- versions: node ${process.version}, ffi-rs ${pkg('ffi-rs')}, koffi ${pkg('koffi')}, ws ${pkg('ws')}, ${v('rustc', ['--version'])}, ${v('cc', ['--version'])}`,

@@ -3,7 +3,7 @@
 // drain -> fan-out) and the naive peer (bench/e2e/naive-peer.mjs). Clients:
 // bench/e2e/client.mjs processes, one connection each, forked once as a pool
 // and reused.
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,18 @@ export function rssKiB(pid) {
 export function cpuSeconds(pid) {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ is 100 on Linux
+}
+
+/** The commit the benchmark runs on (short hash, "+ changes" when the tree
+ * differs from it), for the results file. */
+export function commitOf() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} + changes` : head;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
 }
 
 /** CPU seconds of a process's main thread (the event loop: the drain, the

@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clientPool, fanoutCase } from './fanout.mjs';
+import { clientPool, commitOf, fanoutCase } from './fanout.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
@@ -58,7 +58,7 @@ const row = (c, encoder) => {
 const lines = [
   '# The JSON path: the bridge\'s writer against the JavaScript one',
   '',
-  `- date: ${new Date().toISOString()}; command: \`npm run bench:json${quick ? ' -- --quick' : ''}\` (${((Date.now() - started) / 1000).toFixed(0)} s); median of ${RUNS} run(s) per row, the two writers alternating`,
+  `- date: ${new Date().toISOString()}; command: \`npm run bench:json${quick ? ' -- --quick' : ''}\` (${((Date.now() - started) / 1000).toFixed(0)} s); median of ${RUNS} run(s) per row, the two writers alternating; commit ${commitOf()}`,
   `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; shared and noisy: compare ratios within this run`,
   '- "server main thread, µs per event sent" is the CPU time of the daemon\'s main thread (drain, fan-out, encoding, socket writes) over the events the clients received; events shed for a slow client were encoded too, so it is the cost per event only in rows where the clients keep up (the cost row). On 2 cores the generator thread (pacing) and the JSON-parsing clients share the machine with the daemon, which bounds the throughput row.',
   `- the daemon's generator (one thread, 64-byte payloads) offers the rate shown; clients are processes of bench/e2e/client.mjs on the JSON subprotocol, each reading everything; ${SECONDS} s measured after 2 s of warm-up. \`js\` is \`--ws-json-encoder js\`, the writer of the commit before (same bytes, test/json-native.test.ts).`,

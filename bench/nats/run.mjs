@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { clientPool, cpuSeconds, fanoutCase, sleep, startDaemon } from '../e2e/fanout.mjs';
+import { clientPool, commitOf, cpuSeconds, fanoutCase, sleep, startDaemon } from '../e2e/fanout.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
@@ -213,7 +213,7 @@ out.push(
 const text = [
   '# Scale-out benchmarks (NATS JetStream)',
   '',
-  `- date: ${new Date().toISOString()}; command: \`npm run bench:nats${quick ? ' -- --quick' : ''}\` (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  `- date: ${new Date().toISOString()}; command: \`npm run bench:nats${quick ? ' -- --quick' : ''}\` (${((Date.now() - started) / 1000).toFixed(0)} s); commit ${commitOf()}`,
   `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; nats-server from Debian; @nats-io/transport-node and @nats-io/jetstream 3.4`,
   '- shared, noisy machine: compare ratios within this run.',
   '',

@@ -9,7 +9,8 @@
 //! waiting. The consumer (Node, through ffi-rs) calls [`ffi::evb_drain`] once
 //! per batch and reads the records in place. [`counters`] count every call on
 //! entry and every outcome: accepted, dropped, invalid, stale, panicked, plus
-//! lateness. [`plugin`] loads an engine plugin by path and drives it.
+//! lateness. [`plugin`] loads an engine plugin by path and drives it. [`json`]
+//! writes records as the JSON subprotocol's events for the daemon's fan-out.
 //!
 //! # Layering
 //!
@@ -18,6 +19,7 @@
 //! ```text
 //! ffi        the exported evb_* functions (one panic boundary each)
 //!  ├─ plugin   loading and checking plugins, the engine instance, host config
+//!  ├─ json     records to JSON text (the daemon's JSON writer)
 //!  ├─ bridge   validation, counting, copy into the ring; the token table
 //!  │   ├─ registry  userdata tokens (generational slots, in-flight counts)
 //!  │   ├─ ring      MPSC ring of records, its one Consumer, the doorbell

@@ -32,6 +32,7 @@
 import { type KeyObject, createPublicKey, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
 import { type JSONWebKeySet, type JWTPayload, createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
 import type { Config } from './config.js';
@@ -283,6 +284,26 @@ export class Authenticator {
   }
 
   /**
+   * SIGHUP: re-reads the key file (JWT mode; otherwise logs that there is
+   * nothing to reload), counts the result and logs it. Never throws: a bad
+   * file keeps the previous keys.
+   */
+  reloadOnSignal(counter: { authKeyReload(result: 'ok' | 'failed'): void }, log: Logger): void {
+    if (this.mode !== 'jwt') {
+      log.info({ auth: this.mode }, 'SIGHUP: no key file to reload');
+      return;
+    }
+    try {
+      const keys = this.reload();
+      counter.authKeyReload('ok');
+      log.info({ keyFile: this.cfg.jwt.keyFile, jwtKeys: keys }, 'JWT keys reloaded');
+    } catch (err) {
+      counter.authKeyReload('failed');
+      log.error({ err }, 'JWT key reload failed: the previous keys stay in use');
+    }
+  }
+
+  /**
    * Checks a request's token.
    * @returns who connects and what they may read.
    * @throws AuthError (rejects) with the reason.
@@ -350,29 +371,18 @@ export function exceeds(
 ): string | null {
   if (!rights) return null;
   const out: string[] = [];
-  if (rights.kinds) {
-    const allowed = rights.kinds;
-    if (!m.kinds) out.push(`every kind (the token allows kinds ${list(allowed)})`);
-    else {
-      const bad = m.kinds.filter((k) => !allowed.includes(k));
-      if (bad.length) out.push(`kinds ${list(bad)} (the token allows ${list(allowed)})`);
+  /** One dimension: what is asked beyond what is allowed, described. */
+  const check = <T extends string | number>(name: string, allowed: readonly T[] | null, asked: readonly T[] | undefined, covers: (a: T, x: T) => boolean) => {
+    if (!allowed) return;
+    if (!asked) {
+      out.push(`every ${name.slice(0, -1)} (the token allows ${name} ${list(allowed)})`);
+      return;
     }
-  }
-  if (rights.sources) {
-    const allowed = rights.sources;
-    if (!m.sources) out.push(`every source (the token allows sources ${list(allowed)})`);
-    else {
-      const bad = m.sources.filter((s) => !allowed.includes(s));
-      if (bad.length) out.push(`sources ${list(bad)} (the token allows ${list(allowed)})`);
-    }
-  }
-  if (rights.subjects) {
-    const allowed = rights.subjects;
-    if (!m.subjects) out.push(`every subject (the token allows subjects ${list(allowed)})`);
-    else {
-      const bad = m.subjects.filter((p) => !allowed.some((a) => patternCovers(a, p)));
-      if (bad.length) out.push(`subjects ${list(bad)} (the token allows ${list(allowed)})`);
-    }
-  }
+    const bad = asked.filter((x) => !allowed.some((a) => covers(a, x)));
+    if (bad.length) out.push(`${name} ${list(bad)} (the token allows ${list(allowed)})`);
+  };
+  check('kinds', rights.kinds, m.kinds, (a, x) => a === x);
+  check('sources', rights.sources, m.sources, (a, x) => a === x);
+  check('subjects', rights.subjects, m.subjects, patternCovers);
   return out.length ? out.join('; ') : null;
 }

@@ -12,7 +12,6 @@
  * `replay.maxBytes`) is filled from the stream at start, so a resume is
  * served within what both the window and the stream hold.
  */
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { Authenticator } from './auth.js';
@@ -23,7 +22,7 @@ import type { EngineDescription } from './engine.js';
 import { KindTable } from './kinds.js';
 import { Errors } from './errors.js';
 import { StreamServer } from './fanout/server.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer, listen } from './http.js';
 import { VERSION } from './paths.js';
 import { Metrics } from './metrics.js';
 import { connectNats } from './nats/connection.js';
@@ -105,22 +104,15 @@ export async function startEdge(cfg: Config, log: Logger): Promise<Edge> {
       sessions: () => stream.sessionSummaries(),
     });
   const { server, stopAccepting } = createHttpServer({ cfg, metrics, stream, log, status, auth, ready: () => source.caughtUp && meta !== undefined });
+  let httpPort: number;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(cfg.http.port, cfg.http.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    httpPort = await listen(server, cfg);
   } catch (err) {
     source.stop();
     await nc.close();
-    const e = err as NodeJS.ErrnoException;
-    throw Errors.EVB_ERR_LISTEN(cfg.http.host, cfg.http.port, e.code, e.message);
+    throw err;
   }
   server.on('error', (err) => log.error({ err }, 'HTTP server error'));
-  const httpPort = (server.address() as AddressInfo).port;
   log.info(
     {
       version: VERSION,
@@ -147,17 +139,6 @@ export async function startEdge(cfg: Config, log: Logger): Promise<Edge> {
       await running;
       log.info({ wsConnections: stream.connections }, 'evbridge stopped');
     })());
-  const reloadKeys = () => {
-    try {
-      const keys = auth.reload();
-      if (keys) {
-        metrics.authKeyReload('ok');
-        log.info({ keyFile: cfg.ws.jwt.keyFile, jwtKeys: keys }, 'JWT keys reloaded');
-      } else log.info({ auth: auth.mode }, 'SIGHUP: no key file to reload');
-    } catch (err) {
-      metrics.authKeyReload('failed');
-      log.error({ err }, 'JWT key reload failed: the previous keys stay in use');
-    }
-  };
+  const reloadKeys = () => auth.reloadOnSignal(metrics, log);
   return { httpPort, stream, metrics, source, stop, reloadKeys };
 }

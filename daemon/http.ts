@@ -35,6 +35,7 @@ import type { EngineHost } from './engine.js';
 import { NATIVE_STATUS } from './kinds.js';
 import type { Metrics, UpgradeRefusal } from './metrics.js';
 import type { StreamServer } from './fanout/server.js';
+import { Errors } from './errors.js';
 import { repoRoot } from './paths.js';
 import type { Status } from './status.js';
 
@@ -145,6 +146,28 @@ export const DEBUG_COUNT_MAX = 1_000_000;
 export function faultCommand(name: string): string | undefined {
   if (!/^[a-z][a-zA-Z]{0,31}$/.test(name)) return undefined;
   return `fault_${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
+}
+
+/**
+ * Starts `server` listening on `http.host`:`http.port` (both roles).
+ * @returns the port bound (the one asked for, or the kernel's pick for 0).
+ * @throws EvbError EVB_ERR_LISTEN when the address cannot be used; the
+ *   caller stops what it had started.
+ */
+export async function listen(server: Server, cfg: Config): Promise<number> {
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(cfg.http.port, cfg.http.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw Errors.EVB_ERR_LISTEN(cfg.http.host, cfg.http.port, e.code, e.message);
+  }
+  return (server.address() as { port: number }).port;
 }
 
 export function createHttpServer(d: HttpDeps): { server: Server; stopAccepting: () => void } {

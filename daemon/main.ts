@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Authenticator } from './auth.js';
 import type { Config } from './config.js';
@@ -17,7 +16,7 @@ import { Errors } from './errors.js';
 import { StreamServer } from './fanout/server.js';
 import { useJsonWriter } from './fanout/encode.js';
 import { nativeJsonWriter } from './fanout/json-native.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer, listen } from './http.js';
 import { Metrics } from './metrics.js';
 import { buildStatus } from './status.js';
 import { WALL_MINUS_MONO_NS } from './clock.js';
@@ -121,18 +120,12 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   }
   const { server, stopAccepting } = createHttpServer({ cfg, metrics, engine, stream, log, status, auth });
   checkFileLimit(cfg, log);
+  let httpPort: number;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(cfg.http.port, cfg.http.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    httpPort = await listen(server, cfg);
   } catch (err) {
     await engine.close(() => drain.finish());
-    const e = err as NodeJS.ErrnoException;
-    throw Errors.EVB_ERR_LISTEN(cfg.http.host, cfg.http.port, e.code, e.message);
+    throw err;
   }
   try {
     engine.start(drain.schedule);
@@ -143,7 +136,6 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   }
   drain.schedule();
   server.on('error', (err) => log.error({ err }, 'HTTP server error'));
-  const httpPort = (server.address() as AddressInfo).port;
   const d = engine.description;
   log.info(
     {
@@ -178,19 +170,6 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
       log.info({ counters: final, wsConnections: stream.connections }, 'evbridge stopped');
       return final;
     })());
-  const reloadKeys = () => {
-    if (auth.mode !== 'jwt') {
-      log.info({ auth: auth.mode }, 'SIGHUP: no key file to reload');
-      return;
-    }
-    try {
-      const keys = auth.reload();
-      metrics.authKeyReload('ok');
-      log.info({ keyFile: cfg.ws.jwt.keyFile, jwtKeys: keys }, 'JWT keys reloaded');
-    } catch (err) {
-      metrics.authKeyReload('failed');
-      log.error({ err }, 'JWT key reload failed: the previous keys stay in use');
-    }
-  };
+  const reloadKeys = () => auth.reloadOnSignal(metrics, log);
   return { httpPort, engine, stream, metrics, stop, counters: () => engine.stats(), reloadKeys };
 }

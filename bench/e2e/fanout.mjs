@@ -66,6 +66,21 @@ export function commitOf() {
   }
 }
 
+/** Latency p50, p99 and p99.9 (µs) over the clients' reports, their HDR
+ * histograms merged. */
+export async function mergedQuantiles(reps) {
+  await initHdr();
+  const total = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+  for (const r of reps) {
+    const h = hdr.decodeFromCompressedBase64(r.hist, 32, true);
+    total.add(h);
+    h.destroy();
+  }
+  const q = quantiles(total);
+  total.destroy();
+  return q;
+}
+
 /** CPU seconds of a process's main thread (the event loop: the drain, the
  * fan-out, the encoders, socket writes), from /proc/PID/task/PID/stat. */
 export function mainThreadCpuSeconds(pid) {
@@ -162,15 +177,8 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
   await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
   await srv.stop();
-  const total = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-  for (const r of reps) {
-    const h = hdr.decodeFromCompressedBase64(r.hist, 32, true);
-    total.add(h);
-    h.destroy();
-  }
+  const q = await mergedQuantiles(reps);
   const perClient = reps.map((r) => r.events / r.seconds).sort((a, b) => a - b);
-  const q = quantiles(total);
-  total.destroy();
   return {
     server,
     encoding: server === 'naive' ? 'json' : encoding,
@@ -310,15 +318,8 @@ export async function filtersCase(pool, { n, distinct, rate, seconds, warmup = 1
   const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
   await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
   await srv.stop();
-  const total = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-  for (const r of reps) {
-    const h = hdr.decodeFromCompressedBase64(r.hist, 32, true);
-    total.add(h);
-    h.destroy();
-  }
+  const q = await mergedQuantiles(reps);
   const perClient = reps.map((r) => r.events / r.seconds).sort((a, b) => a - b);
-  const q = quantiles(total);
-  total.destroy();
   return {
     clients: n,
     distinct,

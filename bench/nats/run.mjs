@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { clientPool, commitOf, cpuSeconds, fanoutCase, sleep, startDaemon } from '../e2e/fanout.mjs';
+import { clientPool, commitOf, cpuSeconds, fanoutCase, mergedQuantiles, sleep, startDaemon } from '../e2e/fanout.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
@@ -156,25 +156,12 @@ async function edgesCase({ offered, clients, seconds }) {
   const cpuN = (cpuSeconds(nats.pids[0]) - cpuN0) / secs;
   const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
   await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
-  const lat = await latencyOf(reps);
+  const lat = await mergedQuantiles(reps);
   await Promise.all([ing.stop(), ...edges.map((e) => e.stop())]);
   nats.stop();
   return { total: reps.reduce((a, r) => a + r.events / r.seconds, 0), ...lat, violations: settle.reduce((a, s) => a + s.violations, 0), gaps: settle.reduce((a, s) => a + s.gapDropped, 0), upstream: settle.reduce((a, s) => a + s.upstreamDropped, 0), notes: settle.flatMap((s) => s.violationNotes ?? []).slice(0, 10), cpu, cpuN };
 }
 
-async function latencyOf(reps) {
-  const hdr = await import('hdr-histogram-js');
-  await hdr.initWebAssembly();
-  const total = hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-  for (const r of reps) {
-    const h = hdr.decodeFromCompressedBase64(r.hist, 32, true);
-    total.add(h);
-    h.destroy();
-  }
-  const q = { p50: total.getValueAtPercentile(50), p99: total.getValueAtPercentile(99), p999: total.getValueAtPercentile(99.9) };
-  total.destroy();
-  return q;
-}
 
 if (scaledOnly) {
   const r = await edgesCase({ offered: 3_000_000, clients: 10, seconds: quick ? 5 : 10 });

@@ -14,7 +14,7 @@ import { RingDrain } from './drain.js';
 import { EngineHost, type NativeStats } from './engine.js';
 import { Errors } from './errors.js';
 import { StreamServer } from './fanout/server.js';
-import { useJsonWriter } from './fanout/encode.js';
+import { type JsonWriter, useJsonWriter } from './fanout/encode.js';
 import { nativeJsonWriter } from './fanout/json-native.js';
 import { createHttpServer, listen } from './http.js';
 import { Metrics } from './metrics.js';
@@ -67,7 +67,15 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   const native = openNative(cfg.native.bridgeLibrary || defaultLibraryPaths().bridge);
   const engine = new EngineHost(cfg, native, log);
   const metrics = new Metrics(engine);
-  useJsonWriter(cfg.ws.jsonEncoder === 'native' ? nativeJsonWriter(native, metrics.jsonNative) : null);
+  let jsonWriter: JsonWriter | null = null;
+  if (cfg.ws.jsonEncoder === 'native') {
+    try {
+      jsonWriter = nativeJsonWriter(native, metrics.jsonNative);
+    } catch (err) {
+      log.warn({ err }, 'the bridge could not make its JSON writer: JSON is written in JavaScript');
+    }
+  }
+  useJsonWriter(jsonWriter);
   let stream: StreamServer | undefined;
   const drain = new RingDrain(engine, native, cfg.drain, log, {
     onDrainAge: (s) => metrics.eventAge('drain', s),

@@ -53,10 +53,9 @@ interface Probes {
  * its first (uncounted) probe is answered; `finish` stops it when `done`
  * resolves.
  * A blocked event loop delays every probe that falls in the block, so the
- * 95th percentile shows blocking; one slow probe alone is as often this
- * shared 2-core machine descheduling the daemon (seen: single probes of
- * 50 to 110 ms with a p95 of 5 to 6 ms and no major GC), hence the looser
- * bound on the worst.
+ * 95th percentile shows blocking, and the worst probe a single stall. The
+ * prober's own first fetch (connection set-up, JIT) is not counted: counted,
+ * it alone took 38 to 48 ms where warmed probes took 9 to 25 ms.
  */
 async function startProber(base: string): Promise<{ finish: (done: Promise<unknown>) => Promise<Probes> }> {
   const p = track(spawn(process.execPath, ['--input-type=module', '-e', PROBER, base], { stdio: ['pipe', 'pipe', 'inherit'] }));
@@ -87,9 +86,9 @@ async function startProber(base: string): Promise<{ finish: (done: Promise<unkno
   };
 }
 
-/** The bounds every attack is held to: p95 within 50 ms, the worst within 250 ms. */
+/** The bounds every attack is held to: p95 within 50 ms, the worst within 100 ms. */
 function responsive(t: Pick<typeof tap, 'ok'>, h: Probes, during: string) {
-  t.ok(h.p95 < 50 && h.worst < 250, `/healthz p95 ${h.p95.toFixed(1)} ms, worst ${h.worst.toFixed(1)} ms (${h.n} probes) ${during}`);
+  t.ok(h.p95 < 50 && h.worst < 100, `/healthz p95 ${h.p95.toFixed(1)} ms, worst ${h.worst.toFixed(1)} ms (${h.n} probes) ${during}`);
 }
 
 /** A bystander that must keep receiving: resolves with how many events it got after `n` more arrived. */

@@ -153,26 +153,37 @@ const quantiles = (h) => ({ p50: h.getValueAtPercentile(50), p99: h.getValueAtPe
  * One part-2 case. `server`: 'evbridge' or 'naive'; `encoding` for evbridge
  * clients; `rate`: events/s offered by the C producer; `n` clients measured
  * for `seconds` after `warmup` seconds; `filter` (evbridge: kinds, sources,
- * subjects matching every event) and extra daemon flags are optional. Returns per-client and total
- * delivered events/s, latency quantiles (µs) over every event of every
- * client, sequence violations and the server's peak RSS.
+ * subjects matching every event) and extra daemon flags are optional.
+ * evbridge's generator runs `threads` paced threads (default 1), each
+ * offering `rate / threads`. Returns per-client and total delivered
+ * events/s, latency quantiles (µs) over every event of every client,
+ * sequence violations and the server's peak RSS; for evbridge also what
+ * the generator made in the window (`generated`, events/s: callbacks the
+ * bridge saw) and what was dropped there (`ringDropped`, `shed`: events).
  */
-export async function fanoutCase(pool, { server, encoding = 'json', n, rate, seconds, warmup = 1, filter, daemonArgs = [] }) {
+export async function fanoutCase(pool, { server, encoding = 'json', n, rate, seconds, warmup = 1, filter, daemonArgs = [], threads = 1 }) {
   const budget = warmup + seconds + 30;
   await initHdr();
+  const per = Math.round(rate / threads);
   const srv =
     server === 'evbridge'
-      ? await startDaemon(['--engine-set', 'generator.threads=1', '--engine-set', `generator.rate=${rate}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(rate * budget)}`, ...daemonArgs])
+      ? await startDaemon(['--engine-set', `generator.threads=${threads}`, '--engine-set', `generator.rate=${per}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(per * budget)}`, ...daemonArgs])
       : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding, filter })));
   srv.go?.(); // the naive peer starts producing once its clients are on
   await sleep(warmup * 1000);
+  const m0 = server === 'evbridge' ? await srv.metrics() : null;
   const main0 = mainThreadCpuSeconds(srv.p.pid);
+  const t0 = performance.now();
   await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
   await sleep(seconds * 1000);
   const reps = await Promise.all(used.map((c) => c.req({ cmd: 'stop' })));
   const mainCpu = mainThreadCpuSeconds(srv.p.pid) - main0;
+  const m1 = server === 'evbridge' ? await srv.metrics() : null;
+  const wall = (performance.now() - t0) / 1000;
+  const delta = (k) => (m1 ? (m1.get(k) ?? 0) - (m0.get(k) ?? 0) : null);
+  const shedKeys = m1 ? [...m1.keys()].filter((k) => k.startsWith('evbridge_ws_events_dropped_total')) : [];
   const peakKiB = rssKiB(srv.p.pid).peak;
   const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
   await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
@@ -194,6 +205,13 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
     /** Server main-thread CPU per event delivered (summed over clients), µs:
      * start to stop of the clients' window, so about ±10 ms of CPU. */
     mainUsPerEvent: (mainCpu * 1e6) / reps.reduce((a, r) => a + r.events, 0),
+    threads: server === 'evbridge' ? threads : null,
+    /** Callbacks the bridge saw per second over the window (metrics read
+     * just before and after it, so the window is a little longer than the
+     * clients'). */
+    generated: m1 ? delta('evbridge_callbacks_total') / wall : null,
+    ringDropped: m1 ? delta('evbridge_callbacks_dropped_total{reason="ring_full"}') : null,
+    shed: m1 ? shedKeys.reduce((a, k) => a + delta(k), 0) : null,
   };
 }
 

@@ -6,7 +6,7 @@ use crate::abi::{
     EvbDrain, EvbDropReason as DropReason, EvbEvent, EvbInvalidReason as InvalidReason, EvbStats, EvbStatus,
     EVB_KIND_MAX, EVB_MAX_PAYLOAD_LIMIT, EVB_SUBJECT_MAX,
 };
-use crate::counters::{bump, delay_bucket, Counters, ORPHANS};
+use crate::counters::{delay_bucket, Counters, ORPHANS};
 use crate::panic::messages_dropped;
 use crate::registry::Registry;
 use crate::ring::{record_len, Consumer, RecordFields, Ring};
@@ -156,7 +156,8 @@ impl Bridge {
 
     /// Counts one call on entry, before anything about it is known.
     pub(crate) fn count_call(&self) {
-        bump(&self.counters.mine().calls);
+        let c = self.counters.mine();
+        c.bump(&c.calls);
     }
 
     /// Handles one callback whose userdata resolved to this bridge.
@@ -170,7 +171,7 @@ impl Bridge {
     pub unsafe fn handle(&self, ev: *const EvbEvent) -> EvbStatus {
         let c = self.counters.mine();
         if ev.is_null() {
-            bump(&c.invalid[InvalidReason::NullEvent as usize]);
+            c.bump(&c.invalid[InvalidReason::NullEvent as usize]);
             return EvbStatus::InvalidEvent;
         }
         // SAFETY: non-null; the engine hands us an event valid for the
@@ -190,7 +191,7 @@ impl Bridge {
             None
         };
         if let Some(r) = reason {
-            bump(&c.invalid[r as usize]);
+            c.bump(&c.invalid[r as usize]);
             return EvbStatus::InvalidEvent;
         }
         let subject: &[u8] = if e.subject_len == 0 {
@@ -201,17 +202,17 @@ impl Bridge {
             unsafe { std::slice::from_raw_parts(e.subject.cast::<u8>(), e.subject_len as usize) }
         };
         if !subject.is_empty() && !valid_subject(subject) {
-            bump(&c.invalid[InvalidReason::BadSubject as usize]);
+            c.bump(&c.invalid[InvalidReason::BadSubject as usize]);
             return EvbStatus::InvalidEvent;
         }
         let delay = monotonic_ns().saturating_sub(e.ts_ns);
-        bump(&c.delay[delay_bucket(delay)]);
-        c.delay_sum_ns.fetch_add(delay, Ordering::Relaxed);
+        c.bump(&c.delay[delay_bucket(delay)]);
+        c.add(&c.delay_sum_ns, delay);
         if delay > hot.cfg.late_threshold_ns {
-            bump(&c.late);
+            c.bump(&c.late);
         }
         let Some(mut r) = self.ring.reserve(e.len as u32, e.subject_len) else {
-            bump(&c.dropped[DropReason::RingFull as usize]);
+            c.bump(&c.dropped[DropReason::RingFull as usize]);
             return EvbStatus::RingFull;
         };
         r.write_header(&RecordFields {
@@ -234,7 +235,7 @@ impl Bridge {
         }
         r.subject_mut().copy_from_slice(subject);
         // Counted before commit so that delivered <= accepted at every instant.
-        bump(&c.accepted);
+        c.bump(&c.accepted);
         r.commit();
         EvbStatus::Ok
     }

@@ -249,7 +249,8 @@ pub unsafe extern "C" fn evb_on_event(ev: *const EvbEvent, userdata: *mut c_void
         }
         Resolved::Stale(b) => {
             b.count_call();
-            bump(&b.counters.mine().stale);
+            let c = b.counters.mine();
+            c.bump(&c.stale);
             EvbStatus::Stale
         }
         Resolved::Live(b) => {
@@ -263,7 +264,10 @@ pub unsafe extern "C" fn evb_on_event(ev: *const EvbEvent, userdata: *mut c_void
         Ok(s) => s as c_int,
         Err(_) => {
             match &held {
-                Some(b) => bump(&b.counters.mine().panicked),
+                Some(b) => {
+                    let c = b.counters.mine();
+                    c.bump(&c.panicked);
+                }
                 None => bump(&ORPHANS.panicked),
             }
             EvbStatus::Panic as c_int

@@ -11,10 +11,12 @@ pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Atom
 #[cfg(not(loom))]
 pub(crate) use std::sync::Mutex;
 
-/// Number of counter stripes: each producer thread bumps the counters of one
-/// stripe, picked once per thread, so that engine threads calling at once do
-/// not fight over one cache line. Under loom every thread uses stripe 0 (the
-/// most contended case) and there are two stripes, to keep the model small.
+/// Number of stripes of the registry's in-flight counters: each thread uses
+/// one, picked once per thread, so that engine threads calling at once do
+/// not fight over one cache line. (The callback outcome counters have their
+/// own, owned stripes: `counters.rs`.) Under loom every thread uses stripe 0
+/// (the most contended case) and there are two stripes, to keep the model
+/// small.
 #[cfg(not(loom))]
 pub const STRIPES: usize = 16;
 /// See the non-loom definition.

@@ -1,74 +1,19 @@
 //! Callback outcome counters and the callback-delay histogram.
 //!
-//! Counters are striped. A producer thread claims one of [`OWNED_STRIPES`]
-//! stripes for its lifetime on its first call ([`Mine`]) and is then that
-//! stripe's only writer in every bridge, so it bumps with a plain load and
-//! store: no locked instruction on the callback path. (A locked add waits
-//! for the thread's earlier stores, here the record just copied into the
-//! ring, to leave the store buffer; in `bench/native` the drop path went
-//! from 6.4 to 8.4 M calls/s without them.) The claim is given back when the
-//! thread exits, with Release, and taken with Acquire, so the next owner
-//! starts from the last value its predecessor wrote. Threads that find every
-//! owned stripe taken share [`SHARED_STRIPES`] more, bumped with atomic
-//! adds. A read sums the stripes. Each counter is exact; a read taken while
-//! callbacks run is not an atomic snapshot across counters, but one taken at
-//! quiescence is. (std atomics: these are not part of the loom model; under
-//! loom every thread uses a shared stripe.)
+//! Counters are striped (`sync::my_stripe`): a producer thread owns one of
+//! the stripes for its lifetime and is then its only writer, so it bumps
+//! with a plain load and store, with no locked instruction on the callback
+//! path (a locked add waits for the thread's earlier stores, here the record
+//! just copied into the ring, to leave the store buffer; in `bench/native`
+//! the drop path went from 6.4 to 8.4 M calls/s without them). Threads
+//! beyond the owned stripes share the others, with atomic adds. A read sums
+//! the stripes. Each counter is exact; a read taken while callbacks run is
+//! not an atomic snapshot across counters, but one taken at quiescence is.
+//! (std atomics: these are not part of the loom model.)
 
 use crate::abi::{DELAY_BOUNDS_NS, EVB_DELAY_BUCKETS, EVB_DROP_REASONS, EVB_INVALID_REASONS};
-use crate::sync::Padded;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-
-/// Stripes a producer thread can own (the first this many threads to call
-/// in at once each get one).
-pub(crate) const OWNED_STRIPES: usize = 16;
-/// Stripes shared by the threads beyond [`OWNED_STRIPES`], round-robin.
-pub(crate) const SHARED_STRIPES: usize = 4;
-
-/// Which owned stripes a live thread holds.
-static CLAIMED: [AtomicBool; OWNED_STRIPES] = [const { AtomicBool::new(false) }; OWNED_STRIPES];
-static NEXT_SHARED: AtomicUsize = AtomicUsize::new(0);
-
-/// A thread's stripe: owned (index below [`OWNED_STRIPES`]) or shared.
-struct Slot {
-    index: usize,
-    owned: bool,
-}
-
-impl Slot {
-    fn claim() -> Slot {
-        for (index, c) in CLAIMED.iter().enumerate() {
-            // Acquire: pairs with the Release of the previous owner's exit,
-            // so this thread's first load sees that owner's last store.
-            if !c.load(Ordering::Relaxed) && c.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return Slot { index, owned: true };
-            }
-        }
-        Slot { index: OWNED_STRIPES + NEXT_SHARED.fetch_add(1, Ordering::Relaxed) % SHARED_STRIPES, owned: false }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if self.owned {
-            CLAIMED[self.index].store(false, Ordering::Release);
-        }
-    }
-}
-
-#[cfg(not(loom))]
-std::thread_local! {
-    static SLOT: Slot = Slot::claim();
-}
-
-/// The calling thread's stripe index and whether it owns it. A thread whose
-/// thread-locals are being destroyed uses the first shared stripe.
-fn slot() -> (usize, bool) {
-    #[cfg(not(loom))]
-    return SLOT.try_with(|s| (s.index, s.owned)).unwrap_or((OWNED_STRIPES, false));
-    #[cfg(loom)]
-    return (OWNED_STRIPES, false);
-}
+use crate::sync::{my_stripe, stripe_add, Padded, STRIPES};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One thread's share of a bridge's counters. Drop and invalid reasons are
 /// the C API's enums (`abi::EvbDropReason`, `abi::EvbInvalidReason`), used as
@@ -114,19 +59,13 @@ impl Mine<'_> {
     /// Adds one to `c`, a counter of this stripe.
     #[inline]
     pub(crate) fn bump(&self, c: &AtomicU64) {
-        self.add(c, 1);
+        stripe_add(c, 1, self.owned, false);
     }
 
     /// Adds `n` to `c`, a counter of this stripe (wrapping, as `fetch_add`).
     #[inline]
     pub(crate) fn add(&self, c: &AtomicU64, n: u64) {
-        if self.owned {
-            // Only this thread writes this stripe (see the module docs), so
-            // a load and a store lose nothing; readers see each store whole.
-            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-        } else {
-            c.fetch_add(n, Ordering::Relaxed);
-        }
+        stripe_add(c, n, self.owned, false);
     }
 }
 
@@ -137,12 +76,12 @@ pub fn delay_bucket(delay_ns: u64) -> usize {
 
 impl Counters {
     pub(crate) fn new() -> Counters {
-        Counters { stripes: (0..OWNED_STRIPES + SHARED_STRIPES).map(|_| Padded(Stripe::default())).collect() }
+        Counters { stripes: (0..STRIPES).map(|_| Padded(Stripe::default())).collect() }
     }
 
     /// The calling thread's stripe (claimed on its first call).
     pub(crate) fn mine(&self) -> Mine<'_> {
-        let (index, owned) = slot();
+        let (index, owned) = my_stripe();
         Mine { stripe: &self.stripes[index], owned }
     }
 
@@ -165,6 +104,7 @@ pub(crate) static ORPHANS: Orphans =
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::sync::OWNED_STRIPES;
     use std::sync::{Arc, Barrier};
 
     /// Runs `threads` threads at once, each bumping `accepted` `per` times

@@ -20,12 +20,18 @@
 //! * Entering is the store-buffering (Dekker) pattern, as for the ring's
 //!   doorbell: the callback increments its counter, then reads the slot's
 //!   bridge; the detacher clears the bridge, then reads the counters. Each
-//!   side separates its write from its read with a `SeqCst` fence, so at
+//!   side separates its write from its read with a full barrier, so at
 //!   least one sees the other's write: either the callback finds the slot
-//!   empty, or the detacher finds the callback counted and waits. (With
-//!   `SeqCst` accesses and no fence the argument also holds in the C++
-//!   model, but loom models such accesses as acquire/release only; the fences
-//!   make the model check what the code relies on.)
+//!   empty, or the detacher finds the callback counted and waits. The
+//!   barrier is `sync::barrier`: the callback's side is `light` (a compiler
+//!   fence where `membarrier(2)` is available), the detacher's `heavy`; with
+//!   `SeqCst` fences on both sides otherwise and under loom. (With `SeqCst`
+//!   accesses and no fence the argument also holds in the C++ model, but
+//!   loom models such accesses as acquire/release only; the fences make the
+//!   model check what the code relies on.)
+//! * Counters are the thread's stripe (`sync::my_stripe`): a thread that
+//!   owns its stripe is the only writer of that counter in every slot and
+//!   updates it with a plain load and store, others with atomic adds.
 //! * Leaving: the callback decrements its counter with `Release`, and the
 //!   detacher reads the counters with `Acquire`, so everything the callback
 //!   did with the bridge happens before the detacher returns (and the bridge
@@ -41,7 +47,7 @@
 //! callback with revoke, detach and re-issue: no call resolves as live after
 //! `revoke` returned, and no call is inside a bridge after `detach` returned.
 
-use crate::sync::{fence, spin_yield, stripe_index, AtomicPtr, AtomicU64, Mutex, Ordering, Padded, STRIPES};
+use crate::sync::{barrier, my_stripe, spin_yield, stripe_add, AtomicPtr, AtomicU64, Mutex, Ordering, Padded, STRIPES};
 
 /// Number of token slots in the process.
 #[cfg(not(loom))]
@@ -82,6 +88,8 @@ pub enum Resolved<'a, B> {
 pub struct Held<'a, B> {
     bridge: *const B,
     counter: &'a AtomicU64,
+    /// The calling thread owns `counter`'s stripe.
+    owned: bool,
 }
 
 impl<B> std::ops::Deref for Held<'_, B> {
@@ -98,7 +106,7 @@ impl<B> std::ops::Deref for Held<'_, B> {
 
 impl<B> Drop for Held<'_, B> {
     fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::Release);
+        stripe_add(self.counter, u64::MAX, self.owned, true); // minus one, Release
     }
 }
 
@@ -170,7 +178,7 @@ impl<B> Registry<B> {
             if slot.bridge.load(Ordering::Relaxed) == bridge {
                 slot.live_gen.store(0, Ordering::Release);
                 slot.bridge.store(std::ptr::null_mut(), Ordering::Release);
-                fence(Ordering::SeqCst); // the detacher's side of the Dekker pattern
+                barrier::heavy(); // the detacher's side of the Dekker pattern
                 for c in slot.inflight.iter() {
                     while c.load(Ordering::Acquire) != 0 {
                         spin_yield();
@@ -193,15 +201,16 @@ impl<B> Registry<B> {
     pub fn resolve(&self, token: usize) -> Resolved<'_, B> {
         let Some((idx, gen)) = Self::decode(token) else { return Resolved::Bad };
         let slot = &self.slots[idx];
-        let counter = &slot.inflight[stripe_index()].0;
-        counter.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst); // the callback's side of the Dekker pattern
+        let (stripe, owned) = my_stripe();
+        let counter = &slot.inflight[stripe].0;
+        stripe_add(counter, 1, owned, false);
+        barrier::light(); // the callback's side of the Dekker pattern
         let b = slot.bridge.load(Ordering::Acquire);
         if b.is_null() {
-            counter.fetch_sub(1, Ordering::Release);
+            stripe_add(counter, u64::MAX, owned, true); // minus one, Release
             return Resolved::Bad;
         }
-        let held = Held { bridge: b, counter };
+        let held = Held { bridge: b, counter, owned };
         if slot.live_gen.load(Ordering::Acquire) == gen {
             Resolved::Live(held)
         } else {

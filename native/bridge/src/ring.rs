@@ -62,29 +62,14 @@
 //!   store, so either the consumer finds the record or the producer finds the
 //!   consumer armed. Only the producer whose `swap(false)` returns `true`
 //!   rings, so at most one wakeup is ever pending.
-//! * The barrier is asymmetric where Linux offers `membarrier(2)` with
-//!   `MEMBARRIER_CMD_PRIVATE_EXPEDITED` (4.14 on): producers, which publish
-//!   on every call, only stop the compiler from reordering the stamp store
-//!   and the `armed` load; the consumer, which arms only when it is about to
-//!   sleep, calls `membarrier`, which runs a full barrier on every thread of
-//!   the process that is running (and a thread that is not running passes one
-//!   when it is switched back in). Why that is enough: take a producer's
-//!   stamp store S and `armed` load L, and the point B where the membarrier
-//!   barrier hits its thread. If B falls between S and L, it is the
-//!   producer's fence and the pattern above holds. If B comes after L, S and
-//!   L both completed before `membarrier` returned, so the consumer's stamp
-//!   load, which follows the return, sees S. If B comes before S, the
-//!   consumer's `armed` store was visible to all before B, so L, after B,
-//!   sees it. This is the asymmetric Dekker of Linux's `membarrier(2)` man
-//!   page and of Folly's `asymmetricHeavyBarrier`. A locked instruction on
-//!   every call costs the producer waiting for its store buffer (the record
-//!   it just copied) to drain: in `bench/native` the fence in `publish` took
-//!   96 % of `commit`'s samples. Without `membarrier` (and under loom), both
-//!   sides use `SeqCst` fences.
+//! * That barrier is `sync::barrier`: asymmetric where Linux has
+//!   `membarrier(2)` (producers, which publish on every call, only stop the
+//!   compiler from reordering; the consumer, which arms only when it is about
+//!   to sleep, pays the membarrier), and a `SeqCst` fence on both sides
+//!   otherwise and under loom.
 
 use crate::abi::{EvbDrain, EvbRecordHeader, EVB_RECORD_ALIGN, EVB_RECORD_HEADER_LEN};
-use crate::sync::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering, Padded};
-use std::sync::atomic::compiler_fence;
+use crate::sync::{barrier, AtomicBool, AtomicU64, AtomicUsize, Ordering, Padded};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::sync::Arc;
 
@@ -147,37 +132,6 @@ pub struct Ring {
     armed: Padded<AtomicBool>,
     /// `extern "C" fn()` doorbell as an address, 0 for none.
     doorbell: AtomicUsize,
-    /// The doorbell's barrier is asymmetric (`membarrier`, module docs);
-    /// fixed at creation, before any producer can see the ring.
-    asymmetric: bool,
-}
-
-/// `membarrier(2)`, the heavy side of the doorbell's asymmetric barrier.
-#[cfg(not(loom))]
-mod membarrier {
-    use std::sync::OnceLock;
-
-    /// From linux/membarrier.h (`enum membarrier_cmd`).
-    const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
-    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
-
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-
-    /// Registers this process for private expedited barriers, once; false
-    /// if the kernel refuses (too old, or the call is filtered).
-    pub(super) fn available() -> bool {
-        // SAFETY: membarrier takes (cmd, flags, cpu_id) integers and touches
-        // no memory of ours; an unknown or refused command returns -1.
-        *REGISTERED.get_or_init(|| unsafe { libc::syscall(libc::SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) } == 0)
-    }
-
-    /// A full barrier on every running thread of this process; false if the
-    /// kernel refused (membarrier(2) lists only EINVAL and EPERM, which the
-    /// successful registration rules out).
-    pub(super) fn heavy() -> bool {
-        // SAFETY: as in `available`.
-        unsafe { libc::syscall(libc::SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) == 0 }
-    }
 }
 
 // SAFETY: the data area is shared by design; every byte of it is written by
@@ -218,6 +172,8 @@ impl Ring {
             return Err(CapacityError::NoMemory);
         }
         let stamps = (0..capacity / RECORD_ALIGN).map(|_| AtomicU64::new(0)).collect();
+        // Settle the doorbell's barrier now, not on a producer's first call.
+        barrier::asymmetric();
         let ring = Arc::new(Ring {
             data,
             stamps,
@@ -228,10 +184,6 @@ impl Ring {
             consumer_pos: Padded(AtomicU64::new(0)),
             armed: Padded(AtomicBool::new(false)),
             doorbell: AtomicUsize::new(0),
-            #[cfg(not(loom))]
-            asymmetric: membarrier::available(),
-            #[cfg(loom)]
-            asymmetric: false,
         });
         let consumer = Consumer { ring: ring.clone(), handed_end: 0, next_seq: 1 };
         Ok((ring, consumer))
@@ -350,9 +302,10 @@ impl Ring {
     }
 
     /// Whether the doorbell uses the asymmetric `membarrier` barrier
-    /// (module docs) rather than a fence on both sides.
+    /// (module docs) rather than a fence on both sides; the same for every
+    /// ring of the process.
     pub fn asymmetric_barrier(&self) -> bool {
-        self.asymmetric
+        barrier::asymmetric()
     }
 
     /// Whether the consumer is armed and waiting for a doorbell.
@@ -371,12 +324,7 @@ impl Ring {
     /// consumer. Returns whether it did.
     fn publish(&self, pos: u64, state: u64) -> bool {
         self.stamp(pos).store(pos | state, Ordering::Release);
-        if self.asymmetric {
-            // The light side: the consumer's membarrier supplies the fence.
-            compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
+        barrier::light();
         let won = self.armed.load(Ordering::SeqCst) && self.armed.swap(false, Ordering::SeqCst);
         if won {
             let bell = self.doorbell.load(Ordering::Acquire);
@@ -462,13 +410,7 @@ impl Consumer {
                 return EvbDrain { first_seq: self.next_seq, ..EvbDrain::default() };
             }
             ring.armed.store(true, Ordering::SeqCst);
-            #[cfg(not(loom))]
-            let heavy = ring.asymmetric && membarrier::heavy();
-            #[cfg(loom)]
-            let heavy = false;
-            if !heavy {
-                fence(Ordering::SeqCst);
-            }
+            barrier::heavy();
             let s = ring.stamp(pos).load(Ordering::SeqCst);
             if s & !STATE_MASK != pos || s & STATE_MASK == 0 {
                 return EvbDrain { first_seq: self.next_seq, ..EvbDrain::default() };

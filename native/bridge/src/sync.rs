@@ -173,8 +173,11 @@ pub(crate) mod barrier {
     }
 
     /// The rare side's barrier. Should the kernel refuse the membarrier
-    /// after registering (membarrier(2) lists only EINVAL and EPERM, both
-    /// ruled out by the registration), a fence is the best left to do.
+    /// after registering, a fence is the best left to do; but membarrier(2)
+    /// lists only EINVAL and EPERM (not registered), and the registration
+    /// rules both out: it belongs to the address space, a forked child
+    /// inherits it (checked on Linux 6.18), and execve starts a new image
+    /// with fresh statics.
     pub(crate) fn heavy() {
         #[cfg(not(loom))]
         // SAFETY: as in `asymmetric`.

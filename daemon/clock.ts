@@ -50,7 +50,7 @@ export function sourceMonoNowNs(): number {
 }
 
 /** `wallMs`'s two constants, [whole ms, ns left], for the bridge's JSON
- * writer (`evb_json_encode`), which repeats its arithmetic. */
+ * writer (`evb_json_writer_run`), which repeats its arithmetic. */
 export function wallOffsetParts(): [number, number] {
   return [OFFSET_MS, OFFSET_REM_NS];
 }

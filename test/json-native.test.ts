@@ -1,4 +1,4 @@
-// The bridge's JSON writer (evb_json_encode, through json-native.ts) against
+// The bridge's JSON writer (evb_json_writer_run, through json-native.ts) against
 // the JavaScript one (eventJson): byte for byte the same events arrays, for
 // generated batches, whole ranges and picked records, every field up to its
 // largest value; and a malformed batch refused (and counted), never read

@@ -36,7 +36,7 @@
 #define EVB_RECORD_HEADER_LEN 48
 
 /*
- Bytes of one entry of the kind-name table `evb_json_encode()` reads: a
+ Bytes of one entry of the kind-name table `evb_json_writer_run()` reads: a
  length byte (0 for a kind the engine did not declare), then the name,
  padded to `EVB_KIND_NAME_MAX` bytes. The table has one entry per kind
  number 0 to `EVB_KIND_MAX`.
@@ -44,7 +44,7 @@
 #define EVB_JSON_KIND_ENTRY_LEN (1 + EVB_KIND_NAME_MAX)
 
 /*
- The most bytes one event's JSON (`evb_json_encode()`) takes besides its
+ The most bytes one event's JSON (`evb_json_writer_run()`) takes besides its
  base64 payload and its subject: field names and punctuation (84 bytes,
  counted as 108), five integers of at most 20 digits, a kind name and a
  separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`

@@ -50,12 +50,12 @@ pub const EVB_RECORD_ALIGN: u32 = 64;
 /// Bytes of header in front of each record's payload in the ring
 /// (`sizeof(evb_record_header_t)`).
 pub const EVB_RECORD_HEADER_LEN: u32 = 48;
-/// Bytes of one entry of the kind-name table `evb_json_encode()` reads: a
+/// Bytes of one entry of the kind-name table `evb_json_writer_run()` reads: a
 /// length byte (0 for a kind the engine did not declare), then the name,
 /// padded to `EVB_KIND_NAME_MAX` bytes. The table has one entry per kind
 /// number 0 to `EVB_KIND_MAX`.
 pub const EVB_JSON_KIND_ENTRY_LEN: u32 = 1 + EVB_KIND_NAME_MAX;
-/// The most bytes one event's JSON (`evb_json_encode()`) takes besides its
+/// The most bytes one event's JSON (`evb_json_writer_run()`) takes besides its
 /// base64 payload and its subject: field names and punctuation (84 bytes,
 /// counted as 108), five integers of at most 20 digits, a kind name and a
 /// separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`

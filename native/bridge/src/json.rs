@@ -99,24 +99,34 @@ fn u32_le(b: &[u8], i: usize) -> Result<u32, EncodeError> {
     Ok(u32::from_le_bytes(w.try_into().expect("4 bytes")))
 }
 
+/// A `#[repr(C)]` struct of integers and floats only, with no padding: any
+/// bytes of its size are a valid value.
+///
+/// # Safety
+/// Implement only for such structs.
+unsafe trait Plain: Copy {}
+// SAFETY: repr(C), six u32 then three u64: no padding, every bit pattern valid.
+unsafe impl Plain for EvbRecordHeader {}
+// SAFETY: repr(C), a u64, two f64 and four u32: no padding (asserted below),
+// every bit pattern valid.
+unsafe impl Plain for EvbJsonRequest {}
+const _: () = assert!(std::mem::size_of::<EvbJsonRequest>() == 8 + 8 + 8 + 4 * 4);
+const _: () = assert!(std::mem::size_of::<EvbRecordHeader>() == 6 * 4 + 3 * 8);
+
+/// A copy of the `T` at byte `at` of `b` (the layout is the struct's own,
+/// the one source of the shared layout), or None when `b` is too short.
+fn read_plain<T: Plain>(b: &[u8], at: usize) -> Option<T> {
+    let bytes = b.get(at..at.checked_add(std::mem::size_of::<T>())?)?;
+    // SAFETY: `bytes` holds size_of::<T>() readable bytes (the checked get
+    // above); any bytes are a valid T (Plain); read_unaligned needs no
+    // alignment.
+    Some(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
 /// The header of the record at byte `off`, and its payload and subject.
 fn record(records: &[u8], off: usize) -> Result<(EvbRecordHeader, &[u8], &[u8]), EncodeError> {
-    let h = EVB_RECORD_HEADER_LEN as usize;
-    let head = records.get(off..off.checked_add(h).ok_or(EvbStatus::InvalidArgument)?).ok_or(EvbStatus::InvalidArgument)?;
-    let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
-    let u64_at = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
-    let hdr = EvbRecordHeader {
-        record_len: u32_at(0),
-        payload_len: u32_at(4),
-        kind: u32_at(8),
-        source_id: u32_at(12),
-        flags: u32_at(16),
-        subject_len: u32_at(20),
-        source_seq: u64_at(24),
-        ts_ns: u64_at(32),
-        seq: u64_at(40),
-    };
-    let p = off + h;
+    let hdr: EvbRecordHeader = read_plain(records, off).ok_or(EvbStatus::InvalidArgument)?;
+    let p = off + EVB_RECORD_HEADER_LEN as usize;
     let s = p.checked_add(hdr.payload_len as usize).ok_or(EvbStatus::InvalidArgument)?;
     let e = s.checked_add(hdr.subject_len as usize).ok_or(EvbStatus::InvalidArgument)?;
     if e > off.saturating_add(hdr.record_len as usize) || off.saturating_add(hdr.record_len as usize) > records.len() {
@@ -264,18 +274,7 @@ impl JsonWriter {
     pub fn run(&self) -> Result<usize, EncodeError> {
         let input = self.input.try_lock().map_err(|_| EvbStatus::Busy)?;
         let mut output = self.output.try_lock().map_err(|_| EvbStatus::Busy)?;
-        let head = input.get(..std::mem::size_of::<EvbJsonRequest>()).ok_or(EvbStatus::InvalidArgument)?;
-        let f64_at = |i: usize| f64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
-        let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().expect("4 bytes"));
-        let req = EvbJsonRequest {
-            first_seq: u64::from_le_bytes(head[0..8].try_into().expect("8 bytes")),
-            wall_offset_ms: f64_at(8),
-            wall_offset_rem_ns: f64_at(16),
-            records_len: u32_at(24),
-            count: u32_at(28),
-            picks: u32_at(32),
-            reserved: u32_at(36),
-        };
+        let req: EvbJsonRequest = read_plain(&input, 0).ok_or(EvbStatus::InvalidArgument)?;
         let kinds_at = EVB_JSON_KINDS_OFFSET as usize;
         let kinds = input.get(kinds_at..kinds_at + KIND_TABLE_LEN).ok_or(EvbStatus::InvalidArgument)?;
         let picks_at = EVB_JSON_PICKS_OFFSET as usize;

@@ -59,13 +59,13 @@ impl Mine<'_> {
     /// Adds one to `c`, a counter of this stripe.
     #[inline]
     pub(crate) fn bump(&self, c: &AtomicU64) {
-        stripe_add(c, 1, self.owned, false);
+        stripe_add(c, 1, self.owned);
     }
 
     /// Adds `n` to `c`, a counter of this stripe (wrapping, as `fetch_add`).
     #[inline]
     pub(crate) fn add(&self, c: &AtomicU64, n: u64) {
-        stripe_add(c, n, self.owned, false);
+        stripe_add(c, n, self.owned);
     }
 }
 

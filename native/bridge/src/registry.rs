@@ -47,7 +47,7 @@
 //! callback with revoke, detach and re-issue: no call resolves as live after
 //! `revoke` returned, and no call is inside a bridge after `detach` returned.
 
-use crate::sync::{barrier, my_stripe, spin_yield, stripe_add, AtomicPtr, AtomicU64, Mutex, Ordering, Padded, STRIPES};
+use crate::sync::{barrier, my_stripe, spin_yield, stripe_add, stripe_release_one, AtomicPtr, AtomicU64, Mutex, Ordering, Padded, STRIPES};
 
 /// Number of token slots in the process.
 #[cfg(not(loom))]
@@ -106,7 +106,7 @@ impl<B> std::ops::Deref for Held<'_, B> {
 
 impl<B> Drop for Held<'_, B> {
     fn drop(&mut self) {
-        stripe_add(self.counter, u64::MAX, self.owned, true); // minus one, Release
+        stripe_release_one(self.counter, self.owned);
     }
 }
 
@@ -203,11 +203,11 @@ impl<B> Registry<B> {
         let slot = &self.slots[idx];
         let (stripe, owned) = my_stripe();
         let counter = &slot.inflight[stripe].0;
-        stripe_add(counter, 1, owned, false);
+        stripe_add(counter, 1, owned);
         barrier::light(); // the callback's side of the Dekker pattern
         let b = slot.bridge.load(Ordering::Acquire);
         if b.is_null() {
-            stripe_add(counter, u64::MAX, owned, true); // minus one, Release
+            stripe_release_one(counter, owned);
             return Resolved::Bad;
         }
         let held = Held { bridge: b, counter, owned };

@@ -92,17 +92,29 @@ pub(crate) fn my_stripe() -> (usize, bool) {
     (0, false)
 }
 
-/// Adds `n` (wrapping) to `c`, a counter of the calling thread's stripe;
-/// `owned` is [`my_stripe`]'s. With `Release` when `release`.
+/// Adds `n` (wrapping) to `c`, a counter of the calling thread's stripe,
+/// `Relaxed`; `owned` is [`my_stripe`]'s.
 #[inline]
-pub(crate) fn stripe_add(c: &AtomicU64, n: u64, owned: bool, release: bool) {
-    let order = if release { Ordering::Release } else { Ordering::Relaxed };
+pub(crate) fn stripe_add(c: &AtomicU64, n: u64, owned: bool) {
     if owned {
         // Only this thread writes this stripe (see `my_stripe`), so a load
         // and a store lose nothing; readers see each store whole.
-        c.store(c.load(Ordering::Relaxed).wrapping_add(n), order);
+        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     } else {
-        c.fetch_add(n, order);
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Takes one from `c`, a counter of the calling thread's stripe, with
+/// `Release`: what the thread did before happens before a reader's
+/// `Acquire` load that sees the new value. `owned` is [`my_stripe`]'s.
+#[inline]
+pub(crate) fn stripe_release_one(c: &AtomicU64, owned: bool) {
+    if owned {
+        // As in `stripe_add`: this thread is the stripe's only writer.
+        c.store(c.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Release);
+    } else {
+        c.fetch_sub(1, Ordering::Release);
     }
 }
 

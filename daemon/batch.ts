@@ -76,6 +76,13 @@ export class EventBatch {
     const o = (this.offsets[i] as number) + field;
     return this.bytes.readUInt32LE(o) + this.bytes.readUInt32LE(o + 4) * TWO_32;
   }
+  /** The u64 at byte `field` of record i, exact, as decimal digits. */
+  private u64String(i: number, field: number): string {
+    const o = (this.offsets[i] as number) + field;
+    const hi = this.bytes.readUInt32LE(o + 4);
+    // Below 2^53 the double is exact and String() prints it exactly.
+    return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
+  }
   /** Kind number of record i. */
   kindNo(i: number): number {
     return this.u32(i, REC.kind);
@@ -99,16 +106,11 @@ export class EventBatch {
   }
   /** Exact engine timestamp of record i, ns, as decimal digits. */
   tsString(i: number): string {
-    const o = (this.offsets[i] as number) + REC.tsNs;
-    const hi = this.bytes.readUInt32LE(o + 4);
-    // Below 2^53 the double is exact and String() prints it exactly.
-    return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
+    return this.u64String(i, REC.tsNs);
   }
   /** Per-source sequence number of record i, exact, as decimal digits. */
   sourceSeqString(i: number): string {
-    const o = (this.offsets[i] as number) + REC.sourceSeq;
-    const hi = this.bytes.readUInt32LE(o + 4);
-    return hi < 0x200000 ? String(this.bytes.readUInt32LE(o) + hi * TWO_32) : this.bytes.readBigUInt64LE(o).toString();
+    return this.u64String(i, REC.sourceSeq);
   }
   /** Wall-clock Unix ms of record i (the protocol's `time`). */
   timeMs(i: number): number {

@@ -20,21 +20,19 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clientPool, commitOf, cpuSeconds, fanoutCase, filtersCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
+import { median as med, progressLog, rate, us } from './e2e/format.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
 const quick = process.argv.includes('--quick');
 const RUNS = 3;
 const RUNS2 = quick ? 1 : 3;
 const started = Date.now();
-const log = (s) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`);
+const log = progressLog(started);
 
 execFileSync('cc', ['-std=c11', '-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror', `-I${join(root, 'native/include')}`, '-o', join(root, 'native/build/libbenchproducer.so'), join(root, 'bench/peers/producer.c'), '-lpthread']);
 
-const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (xs, f) => (xs.length === 1 ? f(xs[0]) : `${f(med(xs))} [${f(Math.min(...xs))}, ${f(Math.max(...xs))}]`);
-const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : `${v.toFixed(0)}`);
 const ns = (v) => (v >= 1e3 ? `${(v / 1e3).toFixed(1)} µs` : `${v.toFixed(0)} ns`);
-const us = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} s` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} ms` : `${v.toFixed(0)} µs`);
 const mib = (kib) => `${(kib / 1024).toFixed(0)} MiB`;
 const goal = (ok) => (ok ? 'met' : '**NOT met**');
 

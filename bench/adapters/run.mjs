@@ -23,6 +23,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clientPool, fanoutCase, sleep, startDaemon } from '../e2e/fanout.mjs';
+import { progressLog, rate } from '../e2e/format.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
@@ -30,8 +31,7 @@ const build = join(root, 'native', 'build');
 const plugins = join(build, 'plugins');
 const tmp = mkdtempSync(join(os.tmpdir(), 'evb-bench-adapters-'));
 const started = Date.now();
-const log = (s) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`);
-const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : `${v.toFixed(0)}`);
+const log = progressLog(started);
 const out = [];
 
 for (const need of [join(plugins, 'libevb_pcap.so'), join(plugins, 'libevb_mqtt.so'), '/usr/sbin/mosquitto', '/usr/bin/mosquitto_sub']) {

@@ -15,6 +15,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clientPool, commitOf, fanoutCase } from './fanout.mjs';
+import { median, progressLog, rate, us } from './format.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
@@ -22,10 +23,7 @@ const RUNS = quick ? 1 : 3;
 const SECONDS = quick ? 3 : 5;
 const PER_THREAD = 4_000_000;
 const started = Date.now();
-const log = (s) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`);
-const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : `${v.toFixed(0)}`);
-const us = (v) => (v >= 1e3 ? `${(v / 1e3).toFixed(2)} ms` : `${v.toFixed(0)} µs`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const log = progressLog(started);
 
 const CASES = [];
 for (const threads of [1, 2]) for (const encoding of ['binary', 'json']) CASES.push({ threads, encoding });

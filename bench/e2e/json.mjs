@@ -12,16 +12,14 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clientPool, commitOf, fanoutCase } from './fanout.mjs';
+import { median, progressLog, rate, us } from './format.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
 const RUNS = quick ? 1 : 3;
 const SECONDS = quick ? 3 : 5;
 const started = Date.now();
-const log = (s) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`);
-const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : `${v.toFixed(0)}`);
-const us = (v) => (v >= 1e3 ? `${(v / 1e3).toFixed(2)} ms` : `${v.toFixed(0)} µs`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const log = progressLog(started);
 
 const CASES = [
   { name: 'cost: 1 client at 300 k events/s', n: 1, rate: 300_000 },

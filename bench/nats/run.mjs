@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { clientPool, commitOf, cpuSeconds, fanoutCase, mergedQuantiles, sleep, startDaemon } from '../e2e/fanout.mjs';
+import { progressLog, rate, us } from '../e2e/format.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const quick = process.argv.includes('--quick');
@@ -29,9 +30,7 @@ const quick = process.argv.includes('--quick');
 const scaledOnly = process.argv.includes('--scaled-only');
 const WINDOW = quick ? 10 : 60;
 const started = Date.now();
-const log = (s) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${s}\n`);
-const rate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : `${v.toFixed(0)}`);
-const us = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} s` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} ms` : `${v.toFixed(0)} µs`);
+const log = progressLog(started);
 
 const freePort = () =>
   new Promise((resolve) => {

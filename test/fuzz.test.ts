@@ -2,12 +2,13 @@
 // subprotocols, with events flowing: valid and broken subscribes (ids of
 // every length and script, filters, patterns, resume points), unsubscribes,
 // garbage text and binary frames. Whatever a client sends, the daemon never
-// exits, /healthz never takes more than 100 ms, and a bystander keeps
-// receiving.
+// exits, /healthz (polled from a process of its own) keeps a p95 under 50 ms
+// and never takes 100 ms, and a bystander keeps receiving.
 import fc from 'fast-check';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { TestClient, engine, startDaemon, within } from './helpers/daemon.js';
+import { responsive, startProber } from './helpers/prober.js';
 
 const id = fc.oneof(
   fc.string({ minLength: 0, maxLength: 70 }),
@@ -42,9 +43,11 @@ t.test('no sequence of client messages takes the daemon down or stalls it', asyn
   t.teardown(() => d.stop());
   const bystander = await TestClient.connect(d.wsUrl);
   await bystander.subscribe('b', { kinds: ['gen'] });
-  let worst = 0;
   let runs = 0;
-  await fc.assert(
+  // Timed by the prober, not here: this process also parses the bystander's
+  // 20 k events/s, which would delay its own fetches.
+  const prober = await startProber(d.base);
+  const fuzzed = fc.assert(
     fc.asyncProperty(fc.constantFrom('evbridge.v1.json', 'evbridge.v1.binary'), fc.array(message, { minLength: 1, maxLength: 30 }), async (protocol, msgs) => {
       const ws = new WebSocket(d.wsUrl, [protocol]);
       ws.on('error', () => {});
@@ -54,10 +57,8 @@ t.test('no sequence of client messages takes the daemon down or stalls it', asyn
         if ('binary' in m) ws.send(m.binary, { binary: true });
         else ws.send(m.text);
       }
-      const t0 = performance.now();
       const r = await fetch(`${d.base}/healthz`);
       await r.text();
-      worst = Math.max(worst, performance.now() - t0);
       if (r.status !== 200) throw new Error(`/healthz ${r.status}`);
       if (d.proc.exitCode !== null) throw new Error(`the daemon exited with ${d.proc.exitCode}: ${d.stderr()}`);
       ws.terminate();
@@ -65,8 +66,9 @@ t.test('no sequence of client messages takes the daemon down or stalls it', asyn
     }),
     { numRuns: 150 },
   );
+  const probes = await prober.finish(fuzzed);
   t.equal(runs, 150, '150 clients, each with its own message sequence');
-  t.ok(worst < 100, `/healthz answered within ${worst.toFixed(1)} ms at worst`);
+  responsive(t, probes, 'while 150 fuzzed clients came and went');
   const before = bystander.got('b').length;
   await bystander.until(() => bystander.got('b').length > before + 1000, 10000, 'the bystander to keep receiving');
   t.equal(d.proc.exitCode, null, 'the daemon runs');

@@ -6,7 +6,7 @@ import t from 'tap';
 import { EventBatch } from '../daemon/batch.js';
 import { DEFAULTS } from '../daemon/config.js';
 import { KindTable } from '../daemon/engine.js';
-import { type Encoding, encodeChunks } from '../daemon/fanout/encode.js';
+import { type Encoding, encodeChunks, useJsonWriter } from '../daemon/fanout/encode.js';
 import type { Filter } from '../daemon/fanout/filter.js';
 import { CLOSE_GRACE_MS, FilterRegistry, MAX_BAD_FRAMES, OPEN, REPLAY_SLICE_EVENTS, Session, type SessionSocket, type Timers } from '../daemon/fanout/session.js';
 import type { DisconnectReason, WsDropReason } from '../daemon/metrics.js';
@@ -206,6 +206,28 @@ t.test('shedding past the watermark replaces the oldest frames with one gap, in 
   t.equal((c?.sent ?? 0) + droppedOf(c ?? { dropped: {} }), c?.matched, 'matched = sent + dropped');
   t.equal(c?.sent, events, 'sent counts the bodies the socket took');
   t.equal(r.sent, events);
+});
+
+t.test('a JSON chunk is written when it is sent: what is shed for a slow consumer is never encoded', async (t) => {
+  // A writer that counts the chunks it is asked for and leaves the text to
+  // the JavaScript encoder (null), so the bytes stay the reference ones.
+  let encoded = 0;
+  useJsonWriter(() => (encoded++, null));
+  t.teardown(() => useJsonWriter(null));
+  const r = rig({ queueLowWatermarkBytes: 20_000, queueHardLimitBytes: 120_000 });
+  r.msg({ type: 'subscribe', id: 'a' });
+  r.ws.complete(); // the reply
+  const bodies = () => r.ws.sent.filter((m) => m.fin === true && m.text === undefined).length;
+  for (let i = 0; i < 400; i++) r.push(10);
+  t.ok((r.dropped.slow_consumer ?? 0) >= 3000, `most of the 4,000 events were shed (${r.dropped.slow_consumer})`);
+  t.equal(encoded, bodies(), `only the ${bodies()} chunks handed to the socket were encoded, of 400 offered`);
+  t.ok(r.s.queued > 0 && r.s.queued <= 20_000 + 4000, `the queue, counted in upper bounds before encoding, stays at the watermark (${r.s.queued} bytes)`);
+  while (r.ws.complete() > 0) {}
+  t.equal(encoded, bodies(), `after the client read everything, still one encoding per chunk sent (${encoded})`);
+  t.equal(r.s.queued + r.s.inflight, 0, 'queued and in-flight bytes return to 0: the exact size replaced the bound consistently');
+  const c = r.s.counts()[0]?.counts;
+  t.equal((c?.sent ?? 0) + droppedOf(c ?? { dropped: {} }), 4000, 'sent + dropped = every event offered');
+  t.equal(c?.sent, encoded * 10, 'every encoded chunk was sent');
 });
 
 t.test('control replies count against the limits: a client that sends and never reads is cut off', async (t) => {

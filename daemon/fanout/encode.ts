@@ -9,14 +9,29 @@ import type { EventBatch } from '../batch.js';
 import type { KindTable } from '../engine.js';
 import type { EventRange } from '../replay.js';
 import { type Filter, matches, matchesAll } from './filter.js';
+import { NATIVE_LAYOUT } from '../../protocol/layout.js';
+
+/** The most bytes one event's JSON takes besides its base64 payload and its
+ * subject (the bridge's `EVB_JSON_EVENT_FIXED_MAX`). */
+const JSON_EVENT_FIXED_MAX = NATIVE_LAYOUT.json_event_fixed_max;
 
 export type Encoding = 'json' | 'binary';
 
 /** Events of one batch that match one filter: the UTF-8 text of the JSON
  * events array and the message's closing brace, or the concatenated ring
- * records (binary). */
+ * records (binary).
+ *
+ * A chunk is made when its batch is fanned out, but its body is written
+ * only when a session first reads it (at the socket write): a chunk every
+ * session shed as a slow consumer is never encoded. Its `bytes` is known
+ * at once, so queues are bounded before the body exists. */
 export interface Chunk {
+  /** The body (encoded on the first read, then kept). */
   readonly body: Buffer;
+  /** The body's length in bytes once `body` was read; before that, for
+   * JSON, an upper bound (`EVB_JSON_EVENT_FIXED_MAX` and 4/3 of the
+   * records' bytes per event); for binary, always exact. */
+  readonly bytes: number;
   /** Seqs of the first and last event. */
   readonly first: number;
   readonly last: number;
@@ -27,7 +42,7 @@ export interface Chunk {
 
 /**
  * Writes the JSON events array of a chunk (records `from..to` of `b`, or
- * the `picked` indexes), `[...]}`, as `chunkOf` does with `eventJson`; or
+ * the `picked` indexes), `[...]}`, as a chunk does with `eventJson`; or
  * returns null to leave it to `eventJson`. The bridge's writer
  * (json-native.ts) is one.
  */
@@ -64,24 +79,67 @@ export function eventJson(b: EventBatch, i: number, kinds: KindTable): string {
   );
 }
 
-/** Encodes events of one batch as one chunk: the index range [from, to),
- * or just the listed indexes when `picked` is given. */
-function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | null, encoding: Encoding, kinds: KindTable): Chunk {
-  const count = picked ? picked.length : to - from;
-  const at = (k: number) => (picked ? (picked[k] as number) : from + k);
-  let oldest = b.tsApproxNs(at(0));
-  for (let k = 1; k < count; k++) oldest = Math.min(oldest, b.tsApproxNs(at(k)));
-  let body: Buffer;
-  const native = encoding === 'json' && jsonWriter ? jsonWriter(b, from, to, picked, kinds) : null;
-  if (native) {
-    body = native;
-  } else if (encoding === 'json') {
-    const parts: string[] = new Array(count);
-    for (let k = 0; k < count; k++) parts[k] = eventJson(b, at(k), kinds);
-    body = Buffer.from(`[${parts.join(',')}]}`); // closes the message the head opened
-  } else if (!picked) {
-    body = b.records(from, to); // contiguous records: a view, no copy
-  } else {
+/** The events `[from, to)` of one batch, or just the `picked` indexes, as
+ * one chunk; `span` is their records' bytes. The body is written on first
+ * read, with the JSON writer set when the chunk was made. */
+class BatchChunk implements Chunk {
+  readonly first: number;
+  readonly last: number;
+  readonly count: number;
+  private encoded: Buffer | null = null;
+  private oldest = Number.NaN;
+  private readonly bound: number;
+  private readonly writer: JsonWriter | null;
+
+  constructor(
+    private readonly b: EventBatch,
+    private readonly from: number,
+    private readonly to: number,
+    private readonly picked: number[] | null,
+    private readonly encoding: Encoding,
+    private readonly kinds: KindTable,
+    span: number,
+  ) {
+    this.count = picked ? picked.length : to - from;
+    this.first = b.firstSeq + this.at(0);
+    this.last = b.firstSeq + this.at(this.count - 1);
+    this.writer = encoding === 'json' ? jsonWriter : null;
+    this.bound = encoding === 'json' ? this.count * (JSON_EVENT_FIXED_MAX + 3) + Math.ceil((span * 4) / 3) + 3 : span;
+  }
+
+  private at(k: number): number {
+    return this.picked ? (this.picked[k] as number) : this.from + k;
+  }
+
+  get bytes(): number {
+    return this.encoded ? this.encoded.length : this.bound;
+  }
+
+  get oldestTsNs(): number {
+    if (Number.isNaN(this.oldest)) {
+      const b = this.b;
+      let oldest = b.tsApproxNs(this.at(0));
+      for (let k = 1; k < this.count; k++) oldest = Math.min(oldest, b.tsApproxNs(this.at(k)));
+      this.oldest = oldest;
+    }
+    return this.oldest;
+  }
+
+  get body(): Buffer {
+    if (!this.encoded) this.encoded = this.encode();
+    return this.encoded;
+  }
+
+  private encode(): Buffer {
+    const { b, from, to, picked, count } = this;
+    if (this.encoding === 'json') {
+      const native = this.writer ? this.writer(b, from, to, picked, this.kinds) : null;
+      if (native) return native;
+      const parts: string[] = new Array(count);
+      for (let k = 0; k < count; k++) parts[k] = eventJson(b, this.at(k), this.kinds);
+      return Buffer.from(`[${parts.join(',')}]}`); // closes the message the head opened
+    }
+    if (!picked) return b.records(from, to); // contiguous records: a view, no copy
     // Runs of consecutive picked records are one view each; one run needs no copy.
     const runs: Buffer[] = [];
     for (let k = 0; k < count; ) {
@@ -90,9 +148,8 @@ function chunkOf(b: EventBatch, from: number, to: number, picked: number[] | nul
       runs.push(b.records(picked[k] as number, (picked[e - 1] as number) + 1));
       k = e;
     }
-    body = runs.length === 1 ? (runs[0] as Buffer) : Buffer.concat(runs);
+    return runs.length === 1 ? (runs[0] as Buffer) : Buffer.concat(runs);
   }
-  return { body, first: b.firstSeq + at(0), last: b.firstSeq + at(count - 1), count, oldestTsNs: oldest };
 }
 
 /**
@@ -120,7 +177,7 @@ export function encodeChunks(
       for (let a = lo; a < end; ) {
         let e = a + 1;
         while (e < end && e - a < max && (off[e] as number) - (off[a] as number) < maxBytes) e++;
-        chunks.push(chunkOf(b, a, e, null, encoding, kinds));
+        chunks.push(new BatchChunk(b, a, e, null, encoding, kinds, (off[e] as number) - (off[a] as number)));
         a = e;
       }
       continue;
@@ -132,12 +189,12 @@ export function encodeChunks(
       picked.push(i);
       bytes += (off[i + 1] as number) - (off[i] as number);
       if (picked.length === max || bytes >= maxBytes) {
-        chunks.push(chunkOf(b, 0, 0, picked, encoding, kinds));
+        chunks.push(new BatchChunk(b, 0, 0, picked, encoding, kinds, bytes));
         picked = [];
         bytes = 0;
       }
     }
-    if (picked.length) chunks.push(chunkOf(b, 0, 0, picked, encoding, kinds));
+    if (picked.length) chunks.push(new BatchChunk(b, 0, 0, picked, encoding, kinds, bytes));
   }
   return chunks;
 }

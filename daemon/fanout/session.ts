@@ -226,7 +226,9 @@ interface EventsOut {
   readonly sub: Subscription;
   readonly head: string | Uint8Array;
   readonly chunk: Chunk;
-  readonly bytes: number;
+  /** Queued: head and `chunk.bytes` when queued (a bound for JSON not yet
+   * written); from its write on: the bytes handed to the socket. */
+  bytes: number;
 }
 /** A gap notice; a `slow_consumer` one grows while its events are shed. */
 interface GapOut {
@@ -468,6 +470,9 @@ export class Session {
   }
 
   private write(o: Out) {
+    // A JSON chunk is encoded here, on its first write to any session
+    // (encode.ts): its exact size replaces the bound it was queued with.
+    if (o.type === 'events') o.bytes = o.head.length + o.chunk.body.length;
     if (this.inflightBytes === 0) this.armStall();
     this.inflightBytes += o.bytes;
     const done = (err?: Error | null) => this.guard('write completion', () => this.written(o, err));
@@ -572,7 +577,7 @@ export class Session {
     for (const c of chunks) {
       const head = binary ? encodeEventsHeader(sub.id, c.count, WALL_MINUS_MONO_NS) : sub.jsonHead;
       sub.counts.matched += c.count;
-      this.push({ type: 'events', sub, head, chunk: c, bytes: head.length + c.body.length });
+      this.push({ type: 'events', sub, head, chunk: c, bytes: head.length + c.bytes });
     }
   }
 

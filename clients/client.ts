@@ -106,6 +106,10 @@ export interface ClientOptions {
   /** Refresh this long before the token expires (ms). Default 30 000. */
   refreshBeforeMs?: number;
   encoding?: 'json' | 'binary';
+  /** With the JSON encoding: events as objects (the default) or as rows,
+   * arrays of the same fields, which parse in about 0.6 of the time
+   * (PROTOCOL.md, "events"). The emitted events are the same. */
+  format?: 'objects' | 'rows';
   /** Reconnect backoff: first delay, cap, growth; delays are drawn in [0, d]. */
   backoff?: { initialMs?: number; maxMs?: number; factor?: number };
   /** false: end the Observable with the first connection. Default true. */
@@ -302,6 +306,7 @@ export class EvbridgeClient {
                   ...(filter.kinds ? { kinds: filter.kinds } : {}),
                   ...(filter.sources ? { sources: filter.sources } : {}),
                   ...(filter.subjects ? { subjects: filter.subjects } : {}),
+                  ...(encoding === 'json' && o.format === 'rows' ? { format: 'rows' } : {}),
                   ...(next !== undefined ? { from_seq: next } : {}),
                   ...(next !== undefined && epoch !== undefined ? { epoch } : {}),
                 }),
@@ -320,6 +325,20 @@ export class EvbridgeClient {
               return;
             case 'events':
               for (const w of m.events) {
+                if (Array.isArray(w)) {
+                  emitEvent({
+                    seq: w[0],
+                    kind: w[1],
+                    source: w[2],
+                    sourceSeq: w[3],
+                    ts: BigInt(w[4]),
+                    time: w[5],
+                    payload: base64ToBytes(w[6]),
+                    ...(w[7] !== undefined ? { subject: w[7] } : {}),
+                    epoch: current,
+                  });
+                  continue;
+                }
                 emitEvent({
                   seq: w.seq,
                   kind: w.kind,

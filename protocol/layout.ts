@@ -9,7 +9,7 @@
  * refuses to run on any difference (EVB_ERR_NATIVE_LAYOUT).
  */
 export const NATIVE_LAYOUT = {
-  "abi_version": 3,
+  "abi_version": 4,
   "delay_bounds_ns": [
     1000,
     5000,
@@ -37,6 +37,8 @@ export const NATIVE_LAYOUT = {
     "bad_subject"
   ],
   "json_event_fixed_max": 241,
+  "json_format_objects": 0,
+  "json_format_rows": 1,
   "json_kind_entry_len": 33,
   "json_kinds_offset": 64,
   "json_picks_offset": 1120,
@@ -107,6 +109,11 @@ export const NATIVE_LAYOUT = {
           8,
           1
         ],
+        "format": [
+          36,
+          4,
+          1
+        ],
         "picks": [
           32,
           4,
@@ -114,11 +121,6 @@ export const NATIVE_LAYOUT = {
         ],
         "records_len": [
           24,
-          4,
-          1
-        ],
-        "reserved": [
-          36,
           4,
           1
         ],

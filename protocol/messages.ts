@@ -12,9 +12,16 @@ import { compilePattern } from './subjects.js';
 /** Protocol version carried in the hello. */
 export const PROTOCOL_VERSION = 1;
 /** Revision of protocol v1 (additions that old clients can ignore); in the hello. */
-export const PROTOCOL_REVISION = 4;
+export const PROTOCOL_REVISION = 5;
 /** Optional features of this revision, listed in the hello. */
-export const FEATURES = ['subjects', 'engine_kinds', 'token_refresh', 'edge'] as const;
+export const FEATURES = ['subjects', 'engine_kinds', 'token_refresh', 'edge', 'rows'] as const;
+
+/** How a JSON subscription's events are written: objects with named
+ * fields, or rows (arrays of the same fields in a fixed order). */
+export const EVENT_FORMATS = ['objects', 'rows'] as const;
+export type EventFormat = (typeof EVENT_FORMATS)[number];
+/** The fields of a row, in order; `subject` only when the event has one. */
+export const ROW_FIELDS = ['seq', 'kind', 'source', 'source_seq', 'ts', 'time', 'payload', 'subject'] as const;
 
 /** WebSocket subprotocol names. */
 export const SUBPROTOCOL_JSON = 'evbridge.v1.json';
@@ -104,6 +111,9 @@ export const SubscribeSchema = z
       .min(1)
       .refine((s) => bytes(s) <= EPOCH_MAX_BYTES, `must be 1 to ${EPOCH_MAX_BYTES} bytes`)
       .optional(),
+    /** JSON subprotocol only: each event an object (the default) or a row
+     * (`[seq, kind, source, source_seq, ts, time, payload, subject?]`). */
+    format: z.enum(EVENT_FORMATS).optional(),
   })
   .strict();
 
@@ -201,6 +211,8 @@ export interface SubscribedMessage {
   kinds: readonly KindName[] | null;
   sources: readonly number[] | null;
   subjects: readonly string[] | null;
+  /** How its events are written: `objects`, `rows`, or `binary` on the binary subprotocol. */
+  format: EventFormat | 'binary';
   /** Sequence number of the first live event this subscription can receive. */
   next_seq: number;
   /** Events the replay window holds from the resume point up to
@@ -262,6 +274,11 @@ const wireEvent = z.object({
   payload: z.string(),
   subject: z.string().optional(),
 });
+/** An event as a row (`"format": "rows"`): ROW_FIELDS in order. */
+const wireRow = z.union([
+  z.tuple([z.number().int().min(1), z.string(), z.number().int().min(0), z.number().int().min(0), z.string().regex(/^\d+$/), z.number(), z.string()]),
+  z.tuple([z.number().int().min(1), z.string(), z.number().int().min(0), z.number().int().min(0), z.string().regex(/^\d+$/), z.number(), z.string(), z.string()]),
+]);
 /** Gap reasons are open: a reason this client does not know is still a gap
  * (PROTOCOL.md, "Versioning"). */
 const gapReason = z.string().min(1);
@@ -278,7 +295,7 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('refreshed'), exp: z.number().nullable() }),
   z.object({ type: z.literal('subscribed'), id: z.string(), next_seq: z.number(), replayed: z.number() }),
   z.object({ type: z.literal('unsubscribed'), id: z.string() }),
-  z.object({ type: z.literal('events'), sub: z.string(), events: z.array(wireEvent) }),
+  z.object({ type: z.literal('events'), sub: z.string(), events: z.union([z.array(wireEvent), z.array(wireRow)]) }),
   z.object({
     type: z.literal('gap'),
     sub: z.string(),

@@ -107,20 +107,21 @@ t.test('a daemon restart: the client sees the new epoch and a gap notice, never 
   t.equal((after[0] as { event: { seq: number } }).event.seq, 1, 'the new epoch is replayed from its first event');
 });
 
-t.test('JSON and binary subscribers receive the same events', async (t) => {
+t.test('JSON (objects and rows) and binary subscribers receive the same events', async (t) => {
   const d = await startDaemon(['--engine-set', 'generator.threads=2', '--engine-set', 'generator.rate=2000', '--engine-set', 'generator.payloadBytes=100', '--engine-set', 'tick.hz=100']);
   t.teardown(() => d.stop());
-  const events = (encoding: 'json' | 'binary', n: number, kinds?: ('gen' | 'tick')[]) =>
+  const events = (encoding: 'json' | 'binary', n: number, kinds?: ('gen' | 'tick')[], format?: 'objects' | 'rows') =>
     firstValueFrom(
-      new EvbridgeClient({ url: d.wsUrl, encoding, reconnect: false })
+      new EvbridgeClient({ url: d.wsUrl, encoding, reconnect: false, ...(format ? { format } : {}) })
         .subscribe({ fromSeq: 1, ...(kinds ? { kinds } : {}) })
         .pipe(filter((i): i is Extract<StreamItem, { type: 'event' }> => i.type === 'event'), take(n), toArray()),
     );
   const norm = (e: Extract<StreamItem, { type: 'event' }>['event']) => ({ ...e, payload: Buffer.from(e.payload).toString('hex'), ts: e.ts.toString(), time: 0 });
-  const [json, binary] = await Promise.all([events('json', 2000), events('binary', 2000)]);
+  const [json, binary, rows] = await Promise.all([events('json', 2000), events('binary', 2000), events('json', 2000, undefined, 'rows')]);
   t.equal(json.length, 2000);
   t.equal(binary.length, 2000);
   t.same(binary.map((i) => norm(i.event)), json.map((i) => norm(i.event)), 'same seq, kind, source, source_seq, ts, payload and epoch');
+  t.same(rows.map((i) => i.event), json.map((i) => i.event), 'JSON rows: the same events as JSON objects, time included');
   t.ok(binary.every((i, k) => i.event.time === (json[k] as (typeof json)[number]).event.time), 'wall times are equal: one clock offset, one rounding rule');
   // Filtered: generator events come in runs between ticks, ticks one by one.
   for (const [kind, n] of [['gen', 2000], ['tick', 50]] as const) {

@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { TestClient, metric, startDaemon, waitMetric } from './helpers/daemon.js';
+import { TestClient, type WireEvent, metric, startDaemon, waitMetric } from './helpers/daemon.js';
+import { ROW_FIELDS } from '../protocol/messages.js';
 
 function sendDatagrams(port: number, payloads: Buffer[]): Promise<void> {
   const sock = createSocket('udp4');
@@ -96,6 +97,37 @@ t.test('filters by kind and by source', async (t) => {
   const both = c.got('both');
   t.ok(both.some((e) => e.kind === 'udp') && both.some((e) => e.kind === 'tick'), 'two kinds in one subscription');
   t.ok(both.every((e, i) => i === 0 || e.seq > (both[i - 1] as { seq: number }).seq), 'merged stream keeps seq order');
+});
+
+t.test('a subscription in rows gets the same events as one in objects, live and replayed', async (t) => {
+  const d = await startDaemon([]);
+  t.teardown(() => d.stop());
+  const c = await TestClient.connect(d.wsUrl);
+  t.teardown(() => c.ws.close());
+  await c.subscribe('obj');
+  await c.subscribe('row', { format: 'rows' });
+  t.match(c.msgs.find((m) => m.type === 'subscribed' && m.id === 'row'), { format: 'rows' }, 'the reply names the format');
+  t.match(c.msgs.find((m) => m.type === 'subscribed' && m.id === 'obj'), { format: 'objects' }, 'objects by default');
+  const payloads = Array.from({ length: 30 }, (_, i) => Buffer.from(`row ${i} ${'y'.repeat(i * 7)}`));
+  for (let i = 0; i < payloads.length; i++) {
+    await sendDatagrams(d.udpPort, [payloads[i] as Buffer]);
+    await c.until(() => c.got('obj').length > i && c.got('row').length > i, 10000, `datagram ${i} in both`);
+  }
+  const asRow = (e: WireEvent) => ROW_FIELDS.filter((k) => k in e).map((k) => e[k as keyof WireEvent]);
+  const objects = c.got('obj');
+  t.same(c.got('row'), objects.map(asRow), 'each row holds the object\'s values in ROW_FIELDS order');
+  t.ok(objects.every((e, i) => Buffer.from(e.payload, 'base64').equals(payloads[i] as Buffer)), 'payloads intact');
+  // Resumed from the first seq: the replay path writes rows too.
+  await c.subscribe('again', { format: 'rows', from_seq: (objects[0] as WireEvent).seq });
+  await c.until(() => c.got('again').length === payloads.length, 10000, 'the replayed rows');
+  t.same(c.got('again'), objects.map(asRow), 'replayed rows equal the live objects');
+  const b = await TestClient.connect(d.wsUrl, {}, ['evbridge.v1.binary']);
+  t.teardown(() => b.ws.close());
+  b.send({ type: 'subscribe', id: 'x', format: 'rows' });
+  await b.until(() => b.msgs.some((m) => m.type === 'error'), 5000, 'an error reply');
+  t.match(b.msgs.find((m) => m.type === 'error'), { code: 'bad_message', id: 'x', message: /JSON subprotocol/ }, 'format on the binary subprotocol is refused');
+  await b.subscribe('y');
+  t.match(b.msgs.find((m) => m.type === 'subscribed' && m.id === 'y'), { format: 'binary' }, 'binary subscriptions say so');
 });
 
 t.test('malformed, binary and oversized client frames', async (t) => {

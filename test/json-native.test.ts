@@ -1,5 +1,7 @@
 // The bridge's JSON writer (evb_json_writer_run, through json-native.ts) against
-// the JavaScript one (eventJson): byte for byte the same events arrays, for
+// the JavaScript one (eventJson, eventRow): byte for byte the same events
+// arrays, in both formats (objects and rows, and each row the object's
+// values in ROW_FIELDS order), for
 // generated batches, whole ranges and picked records, every field up to its
 // largest value; and a malformed batch refused (and counted), never read
 // past its end.
@@ -12,6 +14,7 @@ import { kindTableBytes, nativeJsonWriter } from '../daemon/fanout/json-native.j
 import { openNative } from '../daemon/native.js';
 import { encodeRecord } from '../protocol/binary.js';
 import { REC } from '../protocol/records.js';
+import { ROW_FIELDS } from '../protocol/messages.js';
 import type { Filter } from '../daemon/fanout/filter.js';
 
 const KINDS = new KindTable([
@@ -69,18 +72,25 @@ t.test('native and JavaScript writers give the same bytes', async (t) => {
         fc.integer({ min: 1, max: 2 ** 52 }),
         fc.constantFrom(ALL, TICKS),
         fc.integer({ min: 1, max: 17 }),
-        (recs, firstSeq, f, max) => {
+        fc.constantFrom('json' as const, 'json-rows' as const),
+        (recs, firstSeq, f, max, encoding) => {
           const filter = f;
           const b = batchOf(recs, firstSeq);
           const ranges = [{ batch: b, start: 0, end: b.count }];
           useJsonWriter(null);
-          const js = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, 'json', KINDS));
+          const js = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, encoding, KINDS));
           useJsonWriter(writer);
-          const nat = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, 'json', KINDS));
+          const nat = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, encoding, KINDS));
           useJsonWriter(null);
           runs++;
-          if (js.length !== nat.length || js.some((s, i) => s !== nat[i])) throw new Error(`differs:\njs  ${js.join('\n')}\nnat ${nat.join('\n')}`);
-          for (const s of nat) JSON.parse(`{"events":${s}`); // valid JSON once the head is put in front
+          if (js.length !== nat.length || js.some((s, i) => s !== nat[i])) throw new Error(`${encoding} differs:\njs  ${js.join('\n')}\nnat ${nat.join('\n')}`);
+          // Valid JSON once the head is put in front; a row holds the object's values in ROW_FIELDS order.
+          const parsed = nat.map((s) => (JSON.parse(`{"events":${s}`) as { events: unknown[] }).events).flat();
+          if (encoding === 'json-rows') {
+            const objects = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, 'json', KINDS)).map((s) => (JSON.parse(`{"events":${s}`) as { events: Record<string, unknown>[] }).events).flat();
+            const asRows = objects.map((o) => ROW_FIELDS.filter((k) => k in o).map((k) => o[k]));
+            if (JSON.stringify(asRows) !== JSON.stringify(parsed)) throw new Error(`rows are not the objects' values:\n${JSON.stringify(asRows)}\n${JSON.stringify(parsed)}`);
+          }
         },
       ),
       { numRuns: 300 },
@@ -97,17 +107,17 @@ t.test('a malformed batch is refused and a chunk too large for the areas left al
   const stats = { written: 0, tooLarge: 0, refused: 0 };
   const writer = nativeJsonWriter(native, stats);
   const good = batchOf([{ kind: 1, source: 1, sourceSeq: 1n, tsNs: 5n, payload: new Uint8Array([1, 2, 3]), subject: undefined }], 1);
-  t.ok(writer(good, 0, 1, null, KINDS), 'a well-formed batch is written');
+  t.ok(writer(good, 0, 1, null, KINDS, false), 'a well-formed batch is written');
   const bad = Buffer.from(good.bytes);
   const b = new EventBatch(bad, 1, 1);
   bad.writeUInt32LE(1 << 30, REC.payloadLen); // a payload past the end of the batch
-  t.equal(writer(b, 0, 1, null, KINDS), null);
+  t.equal(writer(b, 0, 1, null, KINDS, false), null);
   const walked = Buffer.from(good.bytes);
   walked.writeUInt32LE(8, REC.recordLen); // a record length shorter than its header
-  t.equal(writer(new EventBatch(walked, 1, 1), 0, 1, null, KINDS), null);
+  t.equal(writer(new EventBatch(walked, 1, 1), 0, 1, null, KINDS, false), null);
   t.equal(stats.refused, 2, 'both refused and counted');
   const big = batchOf([{ kind: 2, source: 1, sourceSeq: 1n, tsNs: 5n, payload: new Uint8Array(3 << 20), subject: undefined }], 9);
-  t.equal(writer(big, 0, 1, null, KINDS), null, 'a chunk larger than the input area is left to JavaScript');
+  t.equal(writer(big, 0, 1, null, KINDS, false), null, 'a chunk larger than the input area is left to JavaScript');
   t.equal(stats.tooLarge, 1, 'and counted');
   useJsonWriter(writer);
   try {

@@ -2,7 +2,8 @@
 // 2 and 3), driven by its parent over the IPC channel (child_process.fork).
 //
 // Commands (each answered with one message carrying the same `id`):
-//   {cmd:'connect', url, server:'evbridge'|'naive', encoding:'json'|'binary', throttle, filter}
+//   {cmd:'connect', url, server:'evbridge'|'naive', encoding:'json'|'json-rows'|'binary', throttle, filter}
+//       ('json-rows': the JSON subprotocol, subscribed with "format": "rows")
 //       connects; for evbridge subscribes (to everything, or with `filter`:
 //       kinds, sources, subjects, which must still match every event) and answers once
 //       `subscribed` arrives. `throttle` > 0 caps intake at that many
@@ -119,7 +120,10 @@ function onText(text, server, subscribed) {
     return afterMessage(1);
   }
   if (m.type === 'events') {
-    for (const e of m.events) onEvent(e.seq, Number(e.ts), now);
+    for (const e of m.events) {
+      if (Array.isArray(e)) onEvent(e[0], Number(e[4]), now);
+      else onEvent(e.seq, Number(e.ts), now);
+    }
     return afterMessage(m.events.length);
   }
   if (m.type === 'gap') return onGap(m);
@@ -134,13 +138,14 @@ const commands = {
   connect: ({ url, server, encoding, throttle: t, filter }) =>
     new Promise((resolve, reject) => {
       throttle = t || 0;
-      const sock = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${encoding}`] : [], { perMessageDeflate: false });
+      const rows = encoding === 'json-rows';
+      const sock = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${rows ? 'json' : encoding}`] : [], { perMessageDeflate: false });
       ws = sock;
       ws.on('error', reject);
       ws.on('open', () => {
         throttleStart = Date.now();
         if (server === 'naive') resolve({});
-        else ws.send(JSON.stringify({ type: 'subscribe', id: 's', ...filter }));
+        else ws.send(JSON.stringify({ type: 'subscribe', id: 's', ...filter, ...(rows ? { format: 'rows' } : {}) }));
       });
       // A closed socket may still emit what it had buffered: ignore it.
       ws.on('message', (d, isBinary) => sock !== ws || (isBinary ? onBinary(d) : onText(d.toString(), server, () => resolve({ firstSeq }))));

@@ -15,7 +15,10 @@ import { NATIVE_LAYOUT } from '../../protocol/layout.js';
  * subject (the bridge's `EVB_JSON_EVENT_FIXED_MAX`). */
 const JSON_EVENT_FIXED_MAX = NATIVE_LAYOUT.json_event_fixed_max;
 
-export type Encoding = 'json' | 'binary';
+/** How a chunk's events are written: JSON objects, JSON rows (arrays of
+ * the same fields in a fixed order; a subscription's `format`), or ring
+ * records (the binary subprotocol). */
+export type Encoding = 'json' | 'json-rows' | 'binary';
 
 /** Events of one batch that match one filter: the UTF-8 text of the JSON
  * events array and the message's closing brace, or the concatenated ring
@@ -42,11 +45,11 @@ export interface Chunk {
 
 /**
  * Writes the JSON events array of a chunk (records `from..to` of `b`, or
- * the `picked` indexes), `[...]}`, as a chunk does with `eventJson`; or
- * returns null to leave it to `eventJson`. The bridge's writer
- * (json-native.ts) is one.
+ * the `picked` indexes), `[...]}`, as a chunk does with `eventJson` (or
+ * `eventRow` when `rows`); or returns null to leave it to those. The
+ * bridge's writer (json-native.ts) is one.
  */
-export type JsonWriter = (b: EventBatch, from: number, to: number, picked: readonly number[] | null, kinds: KindTable) => Buffer | null;
+export type JsonWriter = (b: EventBatch, from: number, to: number, picked: readonly number[] | null, kinds: KindTable, rows: boolean) => Buffer | null;
 
 let jsonWriter: JsonWriter | null = null;
 
@@ -79,6 +82,23 @@ export function eventJson(b: EventBatch, i: number, kinds: KindTable): string {
   );
 }
 
+/**
+ * One event as a protocol v1 JSON row (a subscription with `"format":
+ * "rows"`): `[seq, kind, source, source_seq, ts, time, payload]`, then the
+ * subject when it has one; the values are those `eventJson` writes, in its
+ * order, without the names.
+ */
+export function eventRow(b: EventBatch, i: number, kinds: KindTable): string {
+  const p = b.payloadStart(i);
+  const pl = b.payloadLength(i);
+  const sl = b.subjectLength(i);
+  return (
+    `[${b.firstSeq + i},"${kinds.name(b.kindNo(i))}",${b.source(i)},${b.sourceSeqString(i)},` +
+    `"${b.tsString(i)}",${b.timeMs(i)},"${b.bytes.toString('base64', p, p + pl)}"` +
+    (sl ? `,"${b.bytes.toString('utf8', p + pl, p + pl + sl)}"]` : ']')
+  );
+}
+
 /** The events `[from, to)` of one batch, or just the `picked` indexes, as
  * one chunk; `span` is their records' bytes. The body is written on first
  * read, with the JSON writer set when the chunk was made. */
@@ -103,8 +123,8 @@ class BatchChunk implements Chunk {
     this.count = picked ? picked.length : to - from;
     this.first = b.firstSeq + this.at(0);
     this.last = b.firstSeq + this.at(this.count - 1);
-    this.writer = encoding === 'json' ? jsonWriter : null;
-    this.bound = encoding === 'json' ? this.count * (JSON_EVENT_FIXED_MAX + 3) + Math.ceil((span * 4) / 3) + 3 : span;
+    this.writer = encoding === 'binary' ? null : jsonWriter;
+    this.bound = encoding !== 'binary' ? this.count * (JSON_EVENT_FIXED_MAX + 3) + Math.ceil((span * 4) / 3) + 3 : span;
   }
 
   private at(k: number): number {
@@ -132,11 +152,13 @@ class BatchChunk implements Chunk {
 
   private encode(): Buffer {
     const { b, from, to, picked, count } = this;
-    if (this.encoding === 'json') {
-      const native = this.writer ? this.writer(b, from, to, picked, this.kinds) : null;
+    if (this.encoding !== 'binary') {
+      const rows = this.encoding === 'json-rows';
+      const native = this.writer ? this.writer(b, from, to, picked, this.kinds, rows) : null;
       if (native) return native;
+      const write = rows ? eventRow : eventJson;
       const parts: string[] = new Array(count);
-      for (let k = 0; k < count; k++) parts[k] = eventJson(b, this.at(k), this.kinds);
+      for (let k = 0; k < count; k++) parts[k] = write(b, this.at(k), this.kinds);
       return Buffer.from(`[${parts.join(',')}]}`); // closes the message the head opened
     }
     if (!picked) return b.records(from, to); // contiguous records: a view, no copy

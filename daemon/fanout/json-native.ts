@@ -2,7 +2,8 @@
  * The JSON subprotocol's events arrays written by the bridge (its JSON
  * writer, native/bridge/src/json.rs) instead of in JavaScript: one FFI call
  * per chunk (at most `ws.batchMaxEvents` events), no string per event. Its
- * output is byte for byte that of `eventJson` (test/json-native.test.ts).
+ * output is byte for byte that of `eventJson`, or of `eventRow` for a
+ * subscription in rows (test/json-native.test.ts).
  *
  * The writer's two areas are bridge memory mapped once as Buffers
  * (`createExternalBuffer`). Per chunk: the chunk's records are copied into
@@ -69,7 +70,7 @@ export function nativeJsonWriter(native: Native, stats: NativeJsonStats): JsonWr
   const input = native.wrap(native.jsonWriterInput(w), JSON_INPUT_BYTES);
   const output = native.wrap(native.jsonWriterOutput(w), JSON_OUTPUT_BYTES);
   let tableOf: KindTable | null = null;
-  return (b: EventBatch, from: number, to: number, picked: readonly number[] | null, kinds: KindTable): Buffer | null => {
+  return (b: EventBatch, from: number, to: number, picked: readonly number[] | null, kinds: KindTable, rows: boolean): Buffer | null => {
     const count = picked ? picked.length : to - from;
     const lo = picked ? (picked[0] as number) : from;
     const hi = picked ? (picked[count - 1] as number) + 1 : to;
@@ -95,7 +96,7 @@ export function nativeJsonWriter(native: Native, stats: NativeJsonStats): JsonWr
     input.writeUInt32LE(span, REQ.records_len[0]);
     input.writeUInt32LE(count, REQ.count[0]);
     input.writeUInt32LE(picks, REQ.picks[0]);
-    input.writeUInt32LE(0, REQ.reserved[0]);
+    input.writeUInt32LE(rows ? NATIVE_LAYOUT.json_format_rows : NATIVE_LAYOUT.json_format_objects, REQ.format[0]);
     for (let k = 0; k < picks; k++) input.writeUInt32LE((picked as readonly number[])[k] as number - lo, PICKS_AT + 4 * k);
     b.bytes.copy(input, recordsAt, start, start + span);
     const n = native.jsonWriterRun(w);

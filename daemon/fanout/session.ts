@@ -173,7 +173,7 @@ export interface SessionSummary {
   user: string | null;
   /** When the token expires, Unix seconds; null when it does not. */
   expires: number | null;
-  encoding: Encoding;
+  encoding: 'json' | 'binary';
   /** Unix ms. */
   connectedAt: number;
   queuedBytes: number;
@@ -210,6 +210,8 @@ class Subscription {
   constructor(
     readonly id: string,
     readonly filter: Filter,
+    /** How its chunks are written (the connection's subprotocol and the subscribe's `format`). */
+    readonly encoding: Encoding,
     /** The FilterRegistry key. */
     readonly key: string,
     /** Events below this seq are not for this subscription (a future from_seq). */
@@ -275,7 +277,8 @@ const CLOSE_CODES: Record<Exclude<DisconnectReason, 'client' | 'shutdown' | 'hea
 
 export class Session {
   readonly subs = new Map<string, Subscription>();
-  readonly encoding: Encoding;
+  /** The connection's subprotocol. */
+  readonly encoding: 'json' | 'binary';
   /** Answered the last ping (the server's heartbeat). */
   alive = true;
   private queue: Out[] = [];
@@ -565,7 +568,7 @@ export class Session {
         for (const r of ranges) read += r.end - r.start;
         budget -= read;
         sub.replayCursor = cursor + read;
-        this.enqueue(sub, encodeChunks(ranges, sub.filter, sub.minSeq, max, this.encoding, this.deps.kinds, this.frameBytes));
+        this.enqueue(sub, encodeChunks(ranges, sub.filter, sub.minSeq, max, sub.encoding, this.deps.kinds, this.frameBytes));
       }
     }
     this.settle();
@@ -591,7 +594,7 @@ export class Session {
     this.guard('fan-out', () => {
       for (const sub of this.subs.values()) {
         if (sub.replayCursor !== null || sub.minSeq > batch.lastSeq) continue;
-        this.enqueue(sub, encode(sub.filter, sub.minSeq, this.encoding));
+        this.enqueue(sub, encode(sub.filter, sub.minSeq, sub.encoding));
       }
       this.settle();
     });
@@ -675,7 +678,12 @@ export class Session {
       const known = this.deps.kinds.list.map((k) => k.name).join(', ');
       return this.bad(ErrorCode.unknownKind, `The engine has no kind "${filter.unknownKind}"; its kinds: ${known}.`, m.id);
     }
-    const key = `${this.encoding}|${filter.key}`;
+    if (m.format !== undefined && this.encoding === 'binary') {
+      return this.bad(ErrorCode.badMessage, `"format" applies to the JSON subprotocol (evbridge.v1.json); binary events are ring records.`, m.id);
+    }
+    const format = this.encoding === 'binary' ? 'binary' : (m.format ?? 'objects');
+    const encoding: Encoding = format === 'binary' ? 'binary' : format === 'rows' ? 'json-rows' : 'json';
+    const key = `${encoding}|${filter.key}`;
     if (!this.deps.filters.acquire(key)) {
       return this.bad(
         ErrorCode.tooManyFilters,
@@ -697,7 +705,7 @@ export class Session {
         from = oldest;
       }
     }
-    const sub = new Subscription(m.id, filter, key, from);
+    const sub = new Subscription(m.id, filter, encoding, key, from);
     sub.asked = { kinds: m.kinds ?? null, sources: m.sources ?? null, subjects: m.subjects ?? null };
     sub.replayCursor = from < live ? from : null;
     this.subs.set(m.id, sub);
@@ -707,6 +715,7 @@ export class Session {
       kinds: m.kinds ?? null,
       sources: m.sources ?? null,
       subjects: m.subjects ?? null,
+      format,
       next_seq: Math.max(live, from),
       replayed: from < live ? live - from : 0,
     });

@@ -67,9 +67,9 @@
 #define EVB_JSON_KIND_ENTRY_LEN (1 + EVB_KIND_NAME_MAX)
 
 /*
- The most bytes one event's JSON (`evb_json_writer_run()`) takes besides its
- base64 payload and its subject: field names and punctuation (84 bytes,
- counted as 108), five integers of at most 20 digits, a kind name and a
+ The most bytes one event's JSON (`evb_json_writer_run()`, either format)
+ takes besides its base64 payload and its subject: field names and
+ punctuation (84 bytes for an object, 17 for a row; counted as 108), five integers of at most 20 digits, a kind name and a
  separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`
  plus `4 * ceil(payload bytes / 3)` per event plus the subjects' bytes
  plus 3.
@@ -81,6 +81,18 @@
  the `evb_json_request_t`).
  */
 #define EVB_JSON_KINDS_OFFSET 64
+
+/*
+ `evb_json_request_t.format`: each event a JSON object with named fields.
+ */
+#define EVB_JSON_FORMAT_OBJECTS 0
+
+/*
+ `evb_json_request_t.format`: each event a JSON array of its fields in a
+ fixed order (`seq, kind, source, source_seq, ts, time, payload`, then
+ `subject` when it has one).
+ */
+#define EVB_JSON_FORMAT_ROWS 1
 
 /*
  Bytes of one entry of the kind-name table (`EVB_JSON_KIND_ENTRY_LEN`).

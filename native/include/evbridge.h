@@ -17,7 +17,7 @@
  Version of the bridge's own C API (`evb_*` functions and structs).
  Bumped with any change to an exported signature or struct.
  */
-#define EVB_ABI_VERSION 3
+#define EVB_ABI_VERSION 4
 
 /*
  Upper limit for a bridge's `max_payload`, bytes (16 MiB).
@@ -44,9 +44,9 @@
 #define EVB_JSON_KIND_ENTRY_LEN (1 + EVB_KIND_NAME_MAX)
 
 /*
- The most bytes one event's JSON (`evb_json_writer_run()`) takes besides its
- base64 payload and its subject: field names and punctuation (84 bytes,
- counted as 108), five integers of at most 20 digits, a kind name and a
+ The most bytes one event's JSON (`evb_json_writer_run()`, either format)
+ takes besides its base64 payload and its subject: field names and
+ punctuation (84 bytes for an object, 17 for a row; counted as 108), five integers of at most 20 digits, a kind name and a
  separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`
  plus `4 * ceil(payload bytes / 3)` per event plus the subjects' bytes
  plus 3.
@@ -73,6 +73,18 @@
  Length of `evb_stats_t.delay_count`; bounds from `evb_delay_bucket_bound_ns()`.
  */
 #define EVB_DELAY_BUCKETS 14
+
+/*
+ `evb_json_request_t.format`: each event a JSON object with named fields.
+ */
+#define EVB_JSON_FORMAT_OBJECTS 0
+
+/*
+ `evb_json_request_t.format`: each event a JSON array of its fields in a
+ fixed order (`seq, kind, source, source_seq, ts, time, payload`, then
+ `subject` when it has one).
+ */
+#define EVB_JSON_FORMAT_ROWS 1
 
 /*
  Bytes of one entry of the kind-name table (`EVB_JSON_KIND_ENTRY_LEN`).
@@ -356,9 +368,11 @@ typedef struct {
    */
   uint32_t picks;
   /*
-   Zero.
+   The form of each event: `EVB_JSON_FORMAT_OBJECTS` or
+   `EVB_JSON_FORMAT_ROWS` (PROTOCOL.md, "events"); any other value is
+   refused with `EVB_STATUS_INVALID_ARGUMENT`.
    */
-  uint32_t reserved;
+  uint32_t format;
 } evb_json_request_t;
 
 #ifdef __cplusplus

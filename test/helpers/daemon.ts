@@ -239,7 +239,7 @@ export class TestClient {
     );
   }
 
-  async subscribe(id: string, filter: { kinds?: string[]; sources?: number[]; subjects?: string[]; from_seq?: number } = {}) {
+  async subscribe(id: string, filter: { kinds?: string[]; sources?: number[]; subjects?: string[]; from_seq?: number; format?: 'objects' | 'rows' } = {}) {
     this.send({ type: 'subscribe', id, ...filter });
     await this.until(() => this.msgs.some((m) => m.type === 'subscribed' && m.id === id), 5000, `subscribed ${id}`);
   }

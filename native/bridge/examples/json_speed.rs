@@ -1,6 +1,6 @@
 //! Time of `json::encode` per event, 64-byte payloads, 256-event chunks:
 //! `cargo run --release --example json_speed`.
-use evbridge::json::{encode, Pick, WallOffset, KIND_ENTRY_LEN, KIND_TABLE_LEN};
+use evbridge::json::{encode, Format, Pick, WallOffset, KIND_ENTRY_LEN, KIND_TABLE_LEN};
 fn main() {
     let n = 256usize;
     let mut records = Vec::new();
@@ -19,11 +19,13 @@ fn main() {
     let mut out = vec![0u8; 1 << 20];
     let clock = WallOffset { ms: 1.7e12, rem_ns: 12345.0 };
     let reps = 20_000;
-    let t = std::time::Instant::now();
-    let mut total = 0;
-    for _ in 0..reps {
-        total += encode(&records, 1, Pick::First(n), &kinds, clock, &mut out).unwrap();
+    for format in [Format::Objects, Format::Rows] {
+        let t = std::time::Instant::now();
+        let mut total = 0;
+        for _ in 0..reps {
+            total += encode(&records, 1, Pick::First(n), &kinds, clock, format, &mut out).unwrap();
+        }
+        let ns = t.elapsed().as_nanos() as f64 / (reps * n) as f64;
+        println!("{format:?}: {ns:.0} ns per event ({} bytes per event)", total / reps / n);
     }
-    let ns = t.elapsed().as_nanos() as f64 / (reps * n) as f64;
-    println!("{ns:.0} ns per event ({} bytes per event)", total / reps / n);
 }

@@ -23,7 +23,7 @@ use std::mem::{offset_of, size_of};
 
 /// Version of the bridge's own C API (`evb_*` functions and structs).
 /// Bumped with any change to an exported signature or struct.
-pub const EVB_ABI_VERSION: u32 = 3;
+pub const EVB_ABI_VERSION: u32 = 4;
 
 /// Major version of the engine plugin ABI. A plugin built for another major
 /// version is refused at load.
@@ -55,9 +55,9 @@ pub const EVB_RECORD_HEADER_LEN: u32 = 48;
 /// padded to `EVB_KIND_NAME_MAX` bytes. The table has one entry per kind
 /// number 0 to `EVB_KIND_MAX`.
 pub const EVB_JSON_KIND_ENTRY_LEN: u32 = 1 + EVB_KIND_NAME_MAX;
-/// The most bytes one event's JSON (`evb_json_writer_run()`) takes besides its
-/// base64 payload and its subject: field names and punctuation (84 bytes,
-/// counted as 108), five integers of at most 20 digits, a kind name and a
+/// The most bytes one event's JSON (`evb_json_writer_run()`, either format)
+/// takes besides its base64 payload and its subject: field names and
+/// punctuation (84 bytes for an object, 17 for a row; counted as 108), five integers of at most 20 digits, a kind name and a
 /// separating comma. Size the output as `events * EVB_JSON_EVENT_FIXED_MAX`
 /// plus `4 * ceil(payload bytes / 3)` per event plus the subjects' bytes
 /// plus 3.
@@ -267,9 +267,18 @@ pub struct EvbJsonRequest {
     pub count: u32,
     /// Number of record indexes to write (0: the first `count`).
     pub picks: u32,
-    /// Zero.
-    pub reserved: u32,
+    /// The form of each event: `EVB_JSON_FORMAT_OBJECTS` or
+    /// `EVB_JSON_FORMAT_ROWS` (PROTOCOL.md, "events"); any other value is
+    /// refused with `EVB_STATUS_INVALID_ARGUMENT`.
+    pub format: u32,
 }
+
+/// `evb_json_request_t.format`: each event a JSON object with named fields.
+pub const EVB_JSON_FORMAT_OBJECTS: u32 = 0;
+/// `evb_json_request_t.format`: each event a JSON array of its fields in a
+/// fixed order (`seq, kind, source, source_seq, ts, time, payload`, then
+/// `subject` when it has one).
+pub const EVB_JSON_FORMAT_ROWS: u32 = 1;
 
 /// A bridge's counters, read with one call (`evb_bridge_stats()`).
 ///
@@ -553,7 +562,7 @@ pub fn layout_json() -> String {
             }),
             "evb_drain_t": describe!(EvbDrain { offset: u64, len: u64, count: u64, first_seq: u64 }),
             "evb_json_request_t": describe!(EvbJsonRequest {
-                first_seq: u64, wall_offset_ms: f64, wall_offset_rem_ns: f64, records_len: u32, count: u32, picks: u32, reserved: u32,
+                first_seq: u64, wall_offset_ms: f64, wall_offset_rem_ns: f64, records_len: u32, count: u32, picks: u32, format: u32,
             }),
             "evb_record_header_t": describe!(EvbRecordHeader {
                 record_len: u32, payload_len: u32, kind: u32, source_id: u32, flags: u32, subject_len: u32,
@@ -566,6 +575,8 @@ pub fn layout_json() -> String {
         "kind_name_max": EVB_KIND_NAME_MAX,
         "max_payload_limit": EVB_MAX_PAYLOAD_LIMIT,
         "json_kind_entry_len": EVB_JSON_KIND_ENTRY_LEN,
+        "json_format_objects": EVB_JSON_FORMAT_OBJECTS,
+        "json_format_rows": EVB_JSON_FORMAT_ROWS,
         "json_event_fixed_max": EVB_JSON_EVENT_FIXED_MAX,
         "json_kinds_offset": EVB_JSON_KINDS_OFFSET,
         "json_picks_offset": EVB_JSON_PICKS_OFFSET,

@@ -1,6 +1,6 @@
 // Property-based fuzz of client messages against the real daemon, over both
 // subprotocols, with events flowing: valid and broken subscribes (ids of
-// every length and script, filters, patterns, resume points), unsubscribes,
+// every length and script, filters, patterns, resume points, formats), unsubscribes,
 // garbage text and binary frames. Whatever a client sends, the daemon never
 // exits, /healthz (polled from a process of its own) keeps a p95 under 50 ms
 // and never takes 100 ms, and a bystander keeps receiving.
@@ -26,6 +26,7 @@ const subscribe = fc.record(
     subjects: fc.array(pattern, { maxLength: 4 }),
     from_seq: fc.oneof(fc.integer({ min: -5, max: 2_000_000 }), fc.constant(Number.MAX_SAFE_INTEGER), fc.double()),
     epoch: fc.oneof(fc.string({ maxLength: 70 }), fc.constant('old-epoch')),
+    format: fc.oneof(fc.constantFrom('objects', 'rows', 'ROWS', ''), fc.jsonValue()),
     extra: fc.jsonValue(),
   },
   { requiredKeys: ['type'] },

@@ -55,8 +55,9 @@ export function batchEventsFor(cfgMax: number, filters: number): number {
 const DRAIN = NATIVE_LAYOUT.structs.evb_drain_t.fields;
 
 export interface RingDrainHooks {
-  /** Called with the age (s) of every drained event; for the drain-age histogram. */
-  onDrainAge?: (seconds: number) => void;
+  /** Called with every drained batch and the time it was drained
+   * (CLOCK_MONOTONIC ns); for the drain-age histogram. */
+  onDrainAges?: (batch: EventBatch, nowNs: number) => void;
   /** Called with the number of panic messages not logged (rate limit). */
   onPanicLogSuppressed?: (n: number) => void;
   /** Distinct filters in use: the encodings each drained event costs (see FILTERS_PER_FULL_BATCH). */
@@ -143,11 +144,7 @@ export class RingDrain {
     const firstSeq = Number(r.readBigUInt64LE(DRAIN.first_seq[0]));
     // One copy of the whole batch out of the ring; nothing per event.
     const batch = new EventBatch(Buffer.from(this.host.ring.subarray(start, start + this.lastBatchBytes)), count, firstSeq);
-    const onAge = this.hooks.onDrainAge;
-    if (onAge) {
-      const now = monoNowNs();
-      for (let i = 0; i < count; i++) onAge((now - batch.tsApproxNs(i)) / 1e9);
-    }
+    this.hooks.onDrainAges?.(batch, monoNowNs());
     this.subject.next(batch);
     return count;
   }

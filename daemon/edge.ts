@@ -82,7 +82,7 @@ export async function startEdge(cfg: Config, log: Logger): Promise<Edge> {
       onBatch: (b) => {
         // Age at the edge's receipt (stage "drain"), on the ingest's clock via the wall clocks.
         const now = sourceMonoNowNs();
-        for (let i = 0; i < b.count; i++) metrics.eventAge('drain', (now - b.tsApproxNs(i)) / 1e9);
+        metrics.eventAges('drain', b, now);
         batches$.next(b);
       },
       onGap: (from, to) => stream.upstreamGap(from, to),

@@ -78,7 +78,7 @@ export async function startDaemon(cfg: Config, log: Logger): Promise<Daemon> {
   useJsonWriter(jsonWriter);
   let stream: StreamServer | undefined;
   const drain = new RingDrain(engine, native, cfg.drain, log, {
-    onDrainAge: (s) => metrics.eventAge('drain', s),
+    onDrainAges: (b, now) => metrics.eventAges('drain', b, now),
     onPanicLogSuppressed: (n) => metrics.panicLogSuppressedBy(n),
     distinctFilters: () => stream?.filters.size ?? 0,
   });

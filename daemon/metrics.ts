@@ -8,6 +8,7 @@
  * or from bucket arrays, so nothing is re-counted in JS per event.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { EventBatch } from './batch.js';
 import type { EngineDescription, NativeStats } from './engine.js';
 import { NATIVE_LAYOUT } from '../protocol/layout.js';
 import { AUTH_REFUSALS, type AuthMode, type AuthRefusal } from './auth.js';
@@ -268,6 +269,11 @@ export class Metrics {
 
   eventAge(stage: AgeStage, seconds: number) {
     this.age[stage].observe(seconds);
+  }
+  /** Observes the age at `nowNs` (CLOCK_MONOTONIC ns) of every event of `b`. */
+  eventAges(stage: AgeStage, b: EventBatch, nowNs: number) {
+    const h = this.age[stage];
+    for (let i = 0; i < b.count; i++) h.observe((nowNs - b.tsApproxNs(i)) / 1e9);
   }
   panicLogSuppressedBy(n: number) {
     this.panicLogSuppressed.inc(n);

@@ -6,7 +6,9 @@
 //   Part 1  callback path, one C thread into JS: evbridge, ffi-rs (void and
 //           int callbacks), koffi (bench/peers).
 //   Part 2  engine generator to 1, 10 and 100 WebSocket client processes,
-//           JSON and binary, against the naive `ws` peer (bench/e2e).
+//           JSON (objects and rows) and binary, against the naive `ws` peer
+//           and, when Go can build it (bench/peers/centrifugo.sh), Centrifugo
+//           with 256-event publications (bench/e2e).
 //   Part 3  overload (clients throttled, fed over 10x what they take) with
 //           RSS over time, drops per stage and the accounting invariant; and
 //           idle CPU.
@@ -19,7 +21,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clientPool, commitOf, cpuSeconds, fanoutCase, filtersCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
+import { centrifugoBinary, clientPool, commitOf, cpuSeconds, fanoutCase, filtersCase, overloadCase, sleep, startDaemon } from './e2e/fanout.mjs';
 import { median as med, progressLog, rate, us } from './e2e/format.mjs';
 
 const root = join(fileURLToPath(import.meta.url), '..', '..');
@@ -29,6 +31,8 @@ const RUNS2 = quick ? 1 : 3;
 const started = Date.now();
 const log = progressLog(started);
 
+execFileSync('bash', [join(root, 'bench/peers/centrifugo.sh')], { stdio: 'inherit' });
+const centrifugo = centrifugoBinary() !== null;
 execFileSync('cc', ['-std=c11', '-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-Wall', '-Wextra', '-Werror', `-I${join(root, 'native/include')}`, '-o', join(root, 'native/build/libbenchproducer.so'), join(root, 'bench/peers/producer.c'), '-lpthread']);
 
 const fmt = (xs, f) => (xs.length === 1 ? f(xs[0]) : `${f(med(xs))} [${f(Math.min(...xs))}, ${f(Math.max(...xs))}]`);
@@ -76,6 +80,12 @@ log(`${pool.clients.length} client processes up`);
 const seconds = quick ? 1.5 : 5;
 const warmup = quick ? 1 : 2;
 const EVB_OFFERED = 3_000_000;
+/** Centrifugo v6.9.1, HTTP batch publish API, 256 events of 64 bytes per
+ * publication, 10 clients of the \`centrifuge\` npm package: events/s in
+ * total, measured on this machine by the session that filed issue 15 (its
+ * publisher's settings are not on record). The goal uses the Centrifugo
+ * rows of this run when Go could build it. */
+const CENTRIFUGO_10_JSON_ISSUE = 2.33e6;
 const part2 = [];
 const runCase = async (c) => {
   const runs = [];
@@ -86,7 +96,7 @@ const runCase = async (c) => {
   return row;
 };
 for (const n of CLIENT_COUNTS) {
-  for (const encoding of ['binary', 'json']) await runCase({ kind: 'throughput', server: 'evbridge', encoding, n, rate: EVB_OFFERED });
+  for (const encoding of ['binary', 'json', 'json-rows']) await runCase({ kind: 'throughput', server: 'evbridge', encoding, n, rate: EVB_OFFERED });
   // The naive peer cannot shed load: offered too much, its queue (and its
   // GC work) grows and it delivers less. It gets the best of five offered
   // rates: the ffi-rs void-callback ceiling of part 1 split across the
@@ -95,11 +105,22 @@ for (const n of CLIENT_COUNTS) {
   for (const r of [400_000, 200_000, 100_000, 50_000, 25_000]) tries.push(await runCase({ kind: 'throughput', server: 'naive', n, rate: Math.round(r / n) }));
   const best = tries.reduce((a, b) => (med(b.runs.map((x) => x.total)) > med(a.runs.map((x) => x.total)) ? b : a));
   for (const t of tries) if (t !== best) t.worse = true;
+  // Centrifugo cannot shed either (it disconnects a client that falls 1 MiB
+  // behind): the best of three offered rates, up to what its ordered HTTP
+  // publisher reaches here (about 250 k events/s).
+  if (centrifugo && n <= 10) {
+    const cf = [];
+    for (const r of [500_000, 250_000, 125_000]) cf.push(await runCase({ kind: 'throughput', server: 'centrifugo', n, rate: r }));
+    const top = cf.reduce((a, b) => (med(b.runs.map((x) => x.total)) > med(a.runs.map((x) => x.total)) ? b : a));
+    for (const t of cf) if (t !== top) t.worse = true;
+  }
 }
 for (const c of [
   { server: 'evbridge', encoding: 'binary' },
   { server: 'evbridge', encoding: 'json' },
+  { server: 'evbridge', encoding: 'json-rows' },
   { server: 'naive', encoding: 'json' },
+  ...(centrifugo ? [{ server: 'centrifugo', encoding: 'json' }] : []),
 ]) {
   await runCase({ kind: 'latency', ...c, n: 10, rate: 100_000 });
 }
@@ -146,6 +167,9 @@ const f2 = (row, k, f) => fmt(row.runs.map((x) => x[k]), f);
 const find = (kind, server, n, encoding) => part2.filter((r) => r.kind === kind && r.server === server && r.n === n && (!encoding || r.encoding === encoding) && !r.worse)[0];
 const tput = (server, n, encoding) => find('throughput', server, n, encoding);
 const naive10 = m2(tput('naive', 10), 'total');
+const cf10row = tput('centrifugo', 10);
+const cf10 = cf10row ? m2(cf10row, 'total') : null;
+const cfTarget = cf10 ?? CENTRIFUGO_10_JSON_ISSUE;
 const lat = (encoding, server = 'evbridge') => find('latency', server, 10, encoding);
 const [ev, nv] = over;
 const acc = ev.accounting;
@@ -188,13 +212,13 @@ const lines = [
   '',
   '## 2. End to end: engine generator to WebSocket client processes',
   '',
-  `Each client is its own process (bench/e2e/client.mjs) on one connection, subscribed to everything, and reads every event: it checks every sequence number and records the latency from the engine timestamp to receipt (both CLOCK_MONOTONIC on this machine) in an HDR histogram. ${warmup} s warm-up, then ${seconds} s measured. evbridge is the daemon with its generator (one thread, 64-byte payloads, paced) offered ${rate(EVB_OFFERED)} events/s, more than any client set here takes; what it cannot send it drops and counts (ring, or slow-consumer gaps). The naive peer (bench/e2e/naive-peer.mjs) is a plain \`ws\` server fed through ffi-rs's void callback by the same kind of paced C thread, sending one JSON message per event to every client; it has no way to drop, so it is shown at the best of five offered rates (the others are struck through). Latency in the throughput rows is queueing at saturation; the latency rows run at 100 k events/s.`,
+  `Each client is its own process (bench/e2e/client.mjs) on one connection, subscribed to everything, and reads every event: it checks every sequence number and records the latency from the engine timestamp to receipt (both CLOCK_MONOTONIC on this machine) in an HDR histogram. ${warmup} s warm-up, then ${seconds} s measured. evbridge is the daemon with its generator (one thread, 64-byte payloads, paced) offered ${rate(EVB_OFFERED)} events/s, more than any client set here takes; what it cannot send it drops and counts (ring, or slow-consumer gaps). The naive peer (bench/e2e/naive-peer.mjs) is a plain \`ws\` server fed through ffi-rs's void callback by the same kind of paced C thread, sending one JSON message per event to every client; it has no way to drop, so it is shown at the best of five offered rates (the others are struck through). ${centrifugo ? 'Centrifugo v6.9.1 (built from the Go module proxy by bench/peers/centrifugo.sh; bench/e2e/centrifugo-peer.mjs) gets 256-event publications of the same JSON event objects from a Node publisher, 8 publications per request to its HTTP batch API, one request at a time so that they stay in order; its clients use the `centrifuge` npm client; it too is shown at the best of three offered rates, and its latency, like the naive peer\'s, includes the publisher\'s batching. ' : 'Centrifugo rows are missing: Go was not found to build it (bench/peers/centrifugo.sh). '}Latency in the throughput rows is queueing at saturation; the latency rows run at 100 k events/s.`,
   '',
   '| case | server | encoding | clients | offered ev/s | per client ev/s (median client) | slowest client | total ev/s | latency p50 | p99 | p99.9 | seq violations | server peak RSS |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...part2.map((r) => {
     const s = (x) => (r.worse ? `~~${x}~~` : x);
-    return `| ${r.kind} | ${r.server} | ${r.server === 'naive' ? 'json (1 msg/event)' : r.encoding} | ${r.n} | ${s(rate(r.rate))} | ${s(f2(r, 'perClientMedian', rate))} | ${s(f2(r, 'perClientMin', rate))} | ${s(f2(r, 'total', rate))} | ${s(f2(r, 'p50', us))} | ${s(f2(r, 'p99', us))} | ${s(f2(r, 'p999', us))} | ${r.runs.reduce((a, x) => a + x.violations, 0)} | ${s(f2(r, 'serverPeakMiB', (x) => `${x.toFixed(0)} MiB`))} |`;
+    return `| ${r.kind} | ${r.server} | ${r.server === 'naive' ? 'json (1 msg/event)' : r.server === 'centrifugo' ? 'json (256 events/publication)' : r.encoding === 'json-rows' ? 'json, rows' : r.encoding} | ${r.n} | ${s(rate(r.rate))} | ${s(f2(r, 'perClientMedian', rate))} | ${s(f2(r, 'perClientMin', rate))} | ${s(f2(r, 'total', rate))} | ${s(f2(r, 'p50', us))} | ${s(f2(r, 'p99', us))} | ${s(f2(r, 'p999', us))} | ${r.runs.reduce((a, x) => a + x.violations, 0)}${r.server === 'centrifugo' ? `; ${r.runs.reduce((a, x) => a + x.lost, 0)} lost to disconnects` : ''} | ${s(f2(r, 'serverPeakMiB', (x) => `${x.toFixed(0)} MiB`))} |`;
   }),
   '',
   'In-process, without sockets (bench/daemon/stream.mjs): generator to the RxJS stream, one run.',
@@ -252,9 +276,10 @@ const lines = [
   `| ≥ 100× koffi's events/s into JS | ${(evb / med(col('koffi', 'eventsPerSecond'))).toFixed(0)}× | ${goal(evb >= 100 * med(col('koffi', 'eventsPerSecond')))} |`,
   `| ≥ 100× ffi-rs blocking's events/s | ${(evb / med(col('ffi-rs-int', 'eventsPerSecond'))).toFixed(0)}× | ${goal(evb >= 100 * med(col('ffi-rs-int', 'eventsPerSecond')))} |`,
   `| ≥ 10× ffi-rs void-callback events/s, bounded memory | ${(evb / med(col('ffi-rs-void', 'eventsPerSecond'))).toFixed(1)}×; peak RSS ${mib(med(col('evbridge', 'peakRssKiB')))} vs ${mib(med(col('ffi-rs-void', 'peakRssKiB')))} | ${goal(evb >= 10 * med(col('ffi-rs-void', 'eventsPerSecond')))} |`,
-  `| ≥ 2 M events/s end to end to one client | binary ${rate(m2(tput('evbridge', 1, 'binary'), 'total'))}, JSON ${rate(m2(tput('evbridge', 1, 'json'), 'total'))} | binary ${goal(m2(tput('evbridge', 1, 'binary'), 'total') >= 2e6)}, JSON ${goal(m2(tput('evbridge', 1, 'json'), 'total') >= 2e6)} |`,
+  `| ≥ 2 M events/s end to end to one client | binary ${rate(m2(tput('evbridge', 1, 'binary'), 'total'))}, JSON ${rate(m2(tput('evbridge', 1, 'json'), 'total'))}, JSON rows ${rate(m2(tput('evbridge', 1, 'json-rows'), 'total'))} | binary ${goal(m2(tput('evbridge', 1, 'binary'), 'total') >= 2e6)}, JSON ${goal(m2(tput('evbridge', 1, 'json'), 'total') >= 2e6)}, JSON rows ${goal(m2(tput('evbridge', 1, 'json-rows'), 'total') >= 2e6)} |`,
+  `| JSON to 10 clients ahead of Centrifugo with 256-event publications (${cf10 ? 'this run\'s best row' : 'the figure of issue 15, measured here in an earlier session: Go could not build Centrifugo for this run'}) | JSON ${rate(m2(tput('evbridge', 10, 'json'), 'total'))}, JSON rows ${rate(m2(tput('evbridge', 10, 'json-rows'), 'total'))} in total; Centrifugo ${rate(cfTarget)}${cf10 ? ` (issue 15 cited ${rate(CENTRIFUGO_10_JSON_ISSUE)}, publisher settings not on record)` : ''} | JSON ${goal(m2(tput('evbridge', 10, 'json'), 'total') > cfTarget)}, JSON rows ${goal(m2(tput('evbridge', 10, 'json-rows'), 'total') > cfTarget)} |`,
   `| ≥ 5× the naive peer's delivered events/s with 10 clients | JSON ${(m2(tput('evbridge', 10, 'json'), 'total') / naive10).toFixed(0)}×, binary ${(m2(tput('evbridge', 10, 'binary'), 'total') / naive10).toFixed(0)}× (naive ${rate(naive10)} in total) | ${goal(m2(tput('evbridge', 10, 'json'), 'total') >= 5 * naive10)} |`,
-  `| latency p99 ≤ 2 ms at 100 k events/s with 10 clients | binary ${us(m2(lat('binary'), 'p99'))}, JSON ${us(m2(lat('json'), 'p99'))} (naive ${us(m2(lat('json', 'naive'), 'p99'))}) | binary ${goal(m2(lat('binary'), 'p99') <= 2000)}, JSON ${goal(m2(lat('json'), 'p99') <= 2000)} |`,
+  `| latency p99 ≤ 2 ms at 100 k events/s with 10 clients | binary ${us(m2(lat('binary'), 'p99'))}, JSON ${us(m2(lat('json'), 'p99'))}, JSON rows ${us(m2(lat('json-rows'), 'p99'))} (naive ${us(m2(lat('json', 'naive'), 'p99'))}); p99.9 binary ${us(m2(lat('binary'), 'p999'))}, JSON ${us(m2(lat('json'), 'p999'))}, JSON rows ${us(m2(lat('json-rows'), 'p999'))} | binary ${goal(m2(lat('binary'), 'p99') <= 2000)}, JSON ${goal(m2(lat('json'), 'p99') <= 2000)}, JSON rows ${goal(m2(lat('json-rows'), 'p99') <= 2000)} |`,
   `| idle CPU < 1 % | ${idleCpu.toFixed(2)} % | ${goal(idleCpu < 1)} |`,
   `| overload: RSS flat, every event accounted for | after ${settle(ev).toFixed(0)} s settling, peak RSS ${ef.firstPeak.toFixed(0)} MiB in the first half, ${ef.secondPeak.toFixed(0)} MiB in the second (naive peer: ${nv.cappedAt ? `${nv.rss[nv.rss.length - 1].mib.toFixed(0)} MiB at ${nv.cappedAt.toFixed(0)} s, stopped at the 4 GiB cap` : `${flat(nv).firstPeak.toFixed(0)} then ${flat(nv).secondPeak.toFixed(0)} MiB`}); ${acc.checks.filter(([, ok]) => ok).length} of ${acc.checks.length} invariants hold | ${goal(ef.secondPeak <= 1.1 * ef.firstPeak && acc.checks.every(([, ok]) => ok))} |`,
   '',

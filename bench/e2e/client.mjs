@@ -2,7 +2,12 @@
 // 2 and 3), driven by its parent over the IPC channel (child_process.fork).
 //
 // Commands (each answered with one message carrying the same `id`):
-//   {cmd:'connect', url, server:'evbridge'|'naive', encoding:'json'|'json-rows'|'binary', throttle, filter}
+//   {cmd:'connect', url, server:'evbridge'|'naive'|'centrifugo', encoding:'json'|'json-rows'|'binary', throttle, filter}
+//       (centrifugo: the `centrifuge` client library on its JSON protocol,
+//       subscribed to the peer's channel; each publication holds many
+//       events. A seq that jumps ahead, after Centrifugo disconnected a
+//       client that fell behind and the library reconnected, is counted as
+//       lost events, not as a violation)
 //       ('json-rows': the JSON subprotocol, subscribed with "format": "rows")
 //       connects; for evbridge subscribes (to everything, or with `filter`:
 //       kinds, sources, subjects, which must still match every event) and answers once
@@ -24,11 +29,14 @@
 // and a gap notice must start at it; anything else counts as a violation.
 import * as hdr from 'hdr-histogram-js';
 import { WebSocket } from 'ws';
+import { Centrifuge } from 'centrifuge';
 
 await hdr.initWebAssembly();
 const newHist = () => hdr.build({ useWebAssembly: true, lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
 
 let ws;
+let centrifuge; // the Centrifuge client, for the centrifugo peer
+let lost = 0; // centrifugo: events skipped across a reconnect
 let hist = newHist();
 let measuring = false;
 let windowEvents = 0;
@@ -60,7 +68,8 @@ const violation = (what) => {
 
 function onEvent(seq, tsNs, now) {
   if (expected === 0) expected = seq;
-  if (seq !== expected) violation(`event ${seq} where ${expected} was due`);
+  if (centrifuge && seq > expected) lost += seq - expected;
+  else if (seq !== expected) violation(`event ${seq} where ${expected} was due`);
   expected = seq + 1;
   received++;
   if (measuring) {
@@ -134,9 +143,26 @@ function onText(text, server, subscribed) {
   }
 }
 
+/** Connects the Centrifuge client library and subscribes to the peer's channel. */
+function connectCentrifugo(url) {
+  return new Promise((resolve, reject) => {
+    centrifuge = new Centrifuge(url, { websocket: WebSocket });
+    const sub = centrifuge.newSubscription('bench');
+    sub.on('publication', (ctx) => {
+      const now = monoNs();
+      for (const e of ctx.data) onEvent(e.seq, Number(e.ts), now);
+      afterMessage(ctx.data.length);
+    });
+    sub.once('subscribed', () => resolve({}));
+    sub.once('error', (e) => reject(new Error(`centrifugo subscription: ${e.error?.message ?? e.type}`)));
+    sub.subscribe();
+    centrifuge.connect();
+  });
+}
+
 const commands = {
   connect: ({ url, server, encoding, throttle: t, filter }) =>
-    new Promise((resolve, reject) => {
+    server === 'centrifugo' ? connectCentrifugo(url) : new Promise((resolve, reject) => {
       throttle = t || 0;
       const rows = encoding === 'json-rows';
       const sock = new WebSocket(url, server === 'evbridge' ? [`evbridge.v1.${rows ? 'json' : encoding}`] : [], { perMessageDeflate: false });
@@ -165,7 +191,7 @@ const commands = {
   },
   settle: ({ lastSeq, timeoutMs }) =>
     new Promise((resolve) => {
-      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, upstreamDropped, violations, violationNotes });
+      const report = (settled) => ({ settled, firstSeq, expected, received, gapDropped, upstreamDropped, violations, violationNotes, lost });
       if (expected > lastSeq) return resolve(report(true));
       const t = setTimeout(() => {
         settleWaiter = undefined;
@@ -175,6 +201,11 @@ const commands = {
     }),
   close: ({ terminate }) =>
     new Promise((resolve) => {
+      if (centrifuge) {
+        centrifuge.disconnect();
+        centrifuge = undefined;
+        return resolve();
+      }
       const sock = ws;
       if (!sock || sock.readyState === WebSocket.CLOSED) return resolve();
       if (terminate) sock.terminate();
@@ -184,7 +215,7 @@ const commands = {
       sock.close();
     }).then(() => {
       ws = undefined;
-      expected = received = gapDropped = upstreamDropped = violations = firstSeq = 0;
+      expected = received = gapDropped = upstreamDropped = violations = firstSeq = lost = 0;
       violationNotes = [];
       return {};
     }),

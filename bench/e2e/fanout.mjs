@@ -4,7 +4,7 @@
 // bench/e2e/client.mjs processes, one connection each, forked once as a pool
 // and reused.
 import { execFileSync, fork, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
@@ -136,6 +136,26 @@ export function startNaive(rate, seconds) {
   });
 }
 
+/** The Centrifugo binary bench/peers/centrifugo.sh builds, or null when it
+ * has not been built (the Centrifugo rows are then left out). */
+export function centrifugoBinary() {
+  const bin = join(root, 'native', 'build', 'centrifugo', 'centrifugo');
+  return existsSync(bin) ? bin : null;
+}
+
+/** Starts Centrifugo and its publisher (bench/e2e/centrifugo-peer.mjs) at
+ * `rate` events/s for at most `seconds`, once `go` is called. */
+export function startCentrifugo(rate, seconds) {
+  const p = spawn(process.execPath, [join(root, 'bench/e2e/centrifugo-peer.mjs'), centrifugoBinary(), String(rate), String(seconds)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    p.on('exit', (code) => reject(new Error(`centrifugo peer exited with ${code}`)));
+    p.stdout.once('data', (d) => {
+      const { port, pid } = JSON.parse(String(d).split('\n')[0]);
+      resolve({ p, pid, url: `ws://127.0.0.1:${port}/connection/websocket`, go: () => p.stdin.write('go\n'), stop: async () => (p.kill('SIGTERM'), exited(p)) });
+    });
+  });
+}
+
 /** Prometheus text format -> Map of `name{labels}` -> value (samples only). */
 function parseMetrics(text) {
   const m = new Map();
@@ -168,23 +188,26 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   const srv =
     server === 'evbridge'
       ? await startDaemon(['--engine-set', `generator.threads=${threads}`, '--engine-set', `generator.rate=${per}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(per * budget)}`, ...daemonArgs])
-      : await startNaive(rate, budget);
+      : server === 'centrifugo'
+        ? await startCentrifugo(rate, budget)
+        : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
   await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding, filter })));
   srv.go?.(); // the naive peer starts producing once its clients are on
   await sleep(warmup * 1000);
   const m0 = server === 'evbridge' ? await srv.metrics() : null;
-  const main0 = mainThreadCpuSeconds(srv.p.pid);
+  const serverPid = srv.pid ?? srv.p.pid;
+  const main0 = mainThreadCpuSeconds(serverPid);
   const t0 = performance.now();
   await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
   await sleep(seconds * 1000);
   const reps = await Promise.all(used.map((c) => c.req({ cmd: 'stop' })));
-  const mainCpu = mainThreadCpuSeconds(srv.p.pid) - main0;
+  const mainCpu = mainThreadCpuSeconds(serverPid) - main0;
   const m1 = server === 'evbridge' ? await srv.metrics() : null;
   const wall = (performance.now() - t0) / 1000;
   const delta = (k) => (m1 ? (m1.get(k) ?? 0) - (m0.get(k) ?? 0) : null);
   const shedKeys = m1 ? [...m1.keys()].filter((k) => k.startsWith('evbridge_ws_events_dropped_total')) : [];
-  const peakKiB = rssKiB(srv.p.pid).peak;
+  const peakKiB = rssKiB(serverPid).peak;
   const settle = await Promise.all(used.map((c) => c.req({ cmd: 'settle', lastSeq: 0, timeoutMs: 0 })));
   await Promise.all(used.map((c) => c.req({ cmd: 'close', terminate: true })));
   await srv.stop();
@@ -192,7 +215,7 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   const perClient = reps.map((r) => r.events / r.seconds).sort((a, b) => a - b);
   return {
     server,
-    encoding: server === 'naive' ? 'json' : encoding,
+    encoding: server === 'evbridge' ? encoding : 'json',
     clients: n,
     offered: rate,
     perClientMedian: perClient[Math.floor(perClient.length / 2)],
@@ -200,6 +223,9 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
     total: perClient.reduce((a, b) => a + b, 0),
     ...q,
     violations: settle.reduce((s, r) => s + r.violations, 0),
+    /** Centrifugo: events skipped across reconnects (it disconnects a client
+     * whose queue passes 1 MiB); 0 for the others. */
+    lost: settle.reduce((s, r) => s + (r.lost ?? 0), 0),
     gapEvents: settle.reduce((s, r) => s + r.gapDropped, 0),
     serverPeakMiB: peakKiB / 1024,
     /** Server main-thread CPU per event delivered (summed over clients), µs:
@@ -286,6 +312,9 @@ export async function overloadCase(pool, { server, n, rate, clientRate, seconds,
       clientsGapDropped: settle.reduce((s, r) => s + r.gapDropped, 0),
       clientsExpected: settle.reduce((s, r) => s + (lastSeq - r.firstSeq + 1), 0),
       violations: settle.reduce((s, r) => s + r.violations, 0),
+    /** Centrifugo: events skipped across reconnects (it disconnects a client
+     * whose queue passes 1 MiB); 0 for the others. */
+    lost: settle.reduce((s, r) => s + (r.lost ?? 0), 0),
       unsettled: settle.filter((r) => !r.settled).length,
     };
     a.checks = [
@@ -350,5 +379,8 @@ export async function filtersCase(pool, { n, distinct, rate, seconds, warmup = 1
     ...q,
     shed: [...m1].filter(([k]) => k.startsWith('evbridge_ws_events_dropped_total{reason="slow_consumer"')).reduce((a, [, v]) => a + v, 0),
     violations: settle.reduce((s, r) => s + r.violations, 0),
+    /** Centrifugo: events skipped across reconnects (it disconnects a client
+     * whose queue passes 1 MiB); 0 for the others. */
+    lost: settle.reduce((s, r) => s + (r.lost ?? 0), 0),
   };
 }

@@ -230,6 +230,21 @@ t.test('a JSON chunk is written when it is sent: what is shed for a slow consume
   t.equal(c?.sent, encoded * 10, 'every encoded chunk was sent');
 });
 
+t.test('bytes in flight are counted in UTF-8 bytes, for an id of 2-byte characters too', async (t) => {
+  const r = rig({ queueLowWatermarkBytes: 1 << 20, queueHardLimitBytes: 8 << 20 });
+  const id = 'ü'.repeat(32); // 64 bytes, 32 UTF-16 units
+  r.msg({ type: 'subscribe', id });
+  r.ws.complete(); // the reply
+  const before = r.ws.sent.length;
+  r.push(10);
+  r.push(10);
+  const wire = r.ws.sent.slice(before).reduce((a, m) => a + m.bytes, 0);
+  t.ok(wire > 0, 'two events messages were handed to the socket');
+  t.equal(r.s.inflight, wire, `in flight ${r.s.inflight} bytes = what the socket was handed, heads and bodies (${wire})`);
+  r.ws.complete();
+  t.equal(r.s.inflight, 0);
+});
+
 t.test('control replies count against the limits: a client that sends and never reads is cut off', async (t) => {
   const r = rig({ queueLowWatermarkBytes: 2048, queueHardLimitBytes: 8192, maxSubscribesPerSecond: 1_000_000 });
   // Never complete a write: every reply stays queued or in flight.

@@ -198,6 +198,8 @@ export interface SubscriptionCounts {
 class Subscription {
   /** `{"type":"events","sub":<id>,"events":` — the head fragment of its JSON messages. */
   readonly jsonHead: string;
+  /** Bytes of `jsonHead` in UTF-8 (an id may be any UTF-8). */
+  readonly jsonHeadBytes: number;
   /** The filter as the client asked for it (for the status page). */
   asked: { kinds: readonly string[] | null; sources: readonly number[] | null; subjects: readonly string[] | null } = {
     kinds: null,
@@ -218,6 +220,7 @@ class Subscription {
     readonly minSeq: number,
   ) {
     this.jsonHead = `{"type":"events","sub":${JSON.stringify(id)},"events":`;
+    this.jsonHeadBytes = Buffer.byteLength(this.jsonHead);
   }
 }
 
@@ -227,6 +230,8 @@ interface EventsOut {
   readonly type: 'events';
   readonly sub: Subscription;
   readonly head: string | Uint8Array;
+  /** Bytes of `head` on the wire. */
+  readonly headBytes: number;
   readonly chunk: Chunk;
   /** Queued: head and `chunk.bytes` when queued (a bound for JSON not yet
    * written); from its write on: the bytes handed to the socket. */
@@ -475,7 +480,7 @@ export class Session {
   private write(o: Out) {
     // A JSON chunk is encoded here, on its first write to any session
     // (encode.ts): its exact size replaces the bound it was queued with.
-    if (o.type === 'events') o.bytes = o.head.length + o.chunk.body.length;
+    if (o.type === 'events') o.bytes = o.headBytes + o.chunk.body.length;
     if (this.inflightBytes === 0) this.armStall();
     this.inflightBytes += o.bytes;
     const done = (err?: Error | null) => this.guard('write completion', () => this.written(o, err));
@@ -579,8 +584,9 @@ export class Session {
     const binary = this.encoding === 'binary';
     for (const c of chunks) {
       const head = binary ? encodeEventsHeader(sub.id, c.count, WALL_MINUS_MONO_NS) : sub.jsonHead;
+      const headBytes = typeof head === 'string' ? sub.jsonHeadBytes : head.length;
       sub.counts.matched += c.count;
-      this.push({ type: 'events', sub, head, chunk: c, bytes: head.length + c.bytes });
+      this.push({ type: 'events', sub, head, headBytes, chunk: c, bytes: headBytes + c.bytes });
     }
   }
 

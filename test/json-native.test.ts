@@ -1,15 +1,15 @@
 // The bridge's JSON writer (evb_json_writer_run, through json-native.ts) against
 // the JavaScript one (eventJson, eventRow): byte for byte the same events
 // arrays, in both formats (objects and rows, and each row the object's
-// values in ROW_FIELDS order), for
-// generated batches, whole ranges and picked records, every field up to its
-// largest value; and a malformed batch refused (and counted), never read
-// past its end.
+// values in ROW_FIELDS order), each chunk's text within its bound and
+// counted exactly once written, for generated batches, whole ranges and picked
+// records, every field up to its largest value; and a malformed batch
+// refused (and counted), never read past its end.
 import fc from 'fast-check';
 import t from 'tap';
 import { EventBatch } from '../daemon/batch.js';
 import { KindTable } from '../daemon/engine.js';
-import { type Chunk, encodeChunks, useJsonWriter } from '../daemon/fanout/encode.js';
+import { type Chunk, encodeChunks, jsonBound, useJsonWriter } from '../daemon/fanout/encode.js';
 import { kindTableBytes, nativeJsonWriter } from '../daemon/fanout/json-native.js';
 import { openNative } from '../daemon/native.js';
 import { encodeRecord } from '../protocol/binary.js';
@@ -80,8 +80,18 @@ t.test('native and JavaScript writers give the same bytes', async (t) => {
           useJsonWriter(null);
           const js = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, encoding, KINDS));
           useJsonWriter(writer);
-          const nat = bodies(encodeChunks(ranges, filter, firstSeq + 1, max, encoding, KINDS));
+          const natChunks = encodeChunks(ranges, filter, firstSeq + 1, max, encoding, KINDS);
+          const counted = natChunks.map((c) => c.bytes); // before the body is written
+          const nat = bodies(natChunks);
           useJsonWriter(null);
+          natChunks.forEach((c, i) => {
+            // The records the chunk holds: its seq range, those the filter takes.
+            let span = 0;
+            for (let k = c.first - firstSeq; k <= c.last - firstSeq; k++) if (filter === ALL || b.kindNo(k) === 2) span += (b.offsets[k + 1] as number) - (b.offsets[k] as number);
+            const bound = jsonBound(c.count, span);
+            if (c.body.length > bound || (counted[i] as number) > bound) throw new Error(`${encoding}: a chunk of ${c.body.length} bytes, counted as ${counted[i]} before it was written, past its bound ${bound}`);
+            if (c.bytes !== c.body.length) throw new Error(`${encoding}: a written chunk counts ${c.bytes} bytes, not its ${c.body.length}`);
+          });
           runs++;
           if (js.length !== nat.length || js.some((s, i) => s !== nat[i])) throw new Error(`${encoding} differs:\njs  ${js.join('\n')}\nnat ${nat.join('\n')}`);
           // Valid JSON once the head is put in front; a row holds the object's values in ROW_FIELDS order.
@@ -101,6 +111,18 @@ t.test('native and JavaScript writers give the same bytes', async (t) => {
   t.equal(runs, 300);
   t.ok(stats.written > 300, `the bridge wrote ${stats.written} chunks`);
   t.equal(stats.refused + stats.tooLarge, 0);
+});
+
+t.test('once chunks were written, an unwritten JSON chunk is counted within 10 % of its text', async (t) => {
+  const batch = (firstSeq: number) =>
+    batchOf(Array.from({ length: 256 }, (_, i) => ({ kind: 2 as const, source: 3, sourceSeq: BigInt(i), tsNs: 81723645512034n + BigInt(i), payload: new Uint8Array(64).fill(i), subject: undefined })), firstSeq);
+  for (const encoding of ['json', 'json-rows'] as const) {
+    for (let k = 0; k < 40; k++) encodeChunks([{ batch: batch(1 + 256 * k), start: 0, end: 256 }], ALL, 0, 256, encoding, KINDS).forEach((c) => c.body);
+    const [c] = encodeChunks([{ batch: batch(1_000_000), start: 0, end: 256 }], ALL, 0, 256, encoding, KINDS);
+    const before = c?.bytes as number;
+    const text = c?.body.length as number;
+    t.ok(Math.abs(before - text) <= 0.1 * text, `${encoding}: counted ${before} bytes before writing, ${text} written (bound ${jsonBound(256, (c?.count ?? 0) * 112)})`);
+  }
 });
 
 t.test('a malformed batch is refused and a chunk too large for the areas left alone, each counted, and written in JavaScript', async (t) => {

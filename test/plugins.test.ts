@@ -305,6 +305,14 @@ t.test('mqtt: 10,000 messages on several topics; a pattern subscriber gets exact
     '--engine-plugin',
     join(PLUGINS, 'libevb_mqtt.so'),
     ...engine({ port, topics: ['plant/#'], qos: 1, client_id: 'evbridge-test', clean_session: false, reconnect_max_ms: 300 }),
+    // This test is about patterns, not slow consumers: the whole run (about
+    // 4 MB to this client) fits in the queue, so that a test process busy
+    // publishing is never shed (CI once saw a 256-event chunk of "temps"
+    // shed while it published).
+    '--ws-queue-low-watermark-bytes',
+    String(64 << 20),
+    '--ws-queue-hard-limit-bytes',
+    String(256 << 20),
   ]);
   t.teardown(() => d.stop());
   await waitMetric(d.base, 'evbridge_engine_connects_total', '', (v) => v === 1, 10000);
@@ -345,6 +353,7 @@ t.test('mqtt: 10,000 messages on several topics; a pattern subscriber gets exact
   t.equal(all.length, N, 'every message delivered (duplicates of QoS 1 redeliveries aside)');
   const temps = seen('temps');
   const wantTemps = Array.from({ length: N }, (_, i) => i).filter((i) => (topics[i % topics.length] as string).endsWith('/temp'));
+  t.same(c.msgs.filter((m) => m.type === 'gap'), [], 'nothing was shed');
   t.equal(temps.length, wantTemps.length, 'the temp pattern matched exactly the temp topics');
   t.ok(c.got('temps').every((e) => /^plant\.[a-z]\.temp$/.test(e.subject ?? '')), 'and nothing else');
   for (const topic of topics) {

@@ -324,21 +324,9 @@ export class EvbridgeClient {
               if (m.id === SUB) accepted = true;
               return;
             case 'events':
-              for (const w of m.events) {
-                if (Array.isArray(w)) {
-                  emitEvent({
-                    seq: w[0],
-                    kind: w[1],
-                    source: w[2],
-                    sourceSeq: w[3],
-                    ts: BigInt(w[4]),
-                    time: w[5],
-                    payload: base64ToBytes(w[6]),
-                    ...(w[7] !== undefined ? { subject: w[7] } : {}),
-                    epoch: current,
-                  });
-                  continue;
-                }
+              for (const e of m.events) {
+                // A row holds the object's values in ROW_FIELDS order.
+                const w = Array.isArray(e) ? { seq: e[0], kind: e[1], source: e[2], source_seq: e[3], ts: e[4], time: e[5], payload: e[6], subject: e[7] } : e;
                 emitEvent({
                   seq: w.seq,
                   kind: w.kind,

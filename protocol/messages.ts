@@ -275,10 +275,8 @@ const wireEvent = z.object({
   subject: z.string().optional(),
 });
 /** An event as a row (`"format": "rows"`): ROW_FIELDS in order. */
-const wireRow = z.union([
-  z.tuple([z.number().int().min(1), z.string(), z.number().int().min(0), z.number().int().min(0), z.string().regex(/^\d+$/), z.number(), z.string()]),
-  z.tuple([z.number().int().min(1), z.string(), z.number().int().min(0), z.number().int().min(0), z.string().regex(/^\d+$/), z.number(), z.string(), z.string()]),
-]);
+const rowValues = [z.number().int().min(1), z.string(), z.number().int().min(0), z.number().int().min(0), z.string().regex(/^\d+$/), z.number(), z.string()] as const;
+const wireRow = z.union([z.tuple(rowValues), z.tuple([...rowValues, z.string()])]);
 /** Gap reasons are open: a reason this client does not know is still a gap
  * (PROTOCOL.md, "Versioning"). */
 const gapReason = z.string().min(1);

@@ -26,7 +26,7 @@ const [bin, rateArg, secondsArg] = process.argv.slice(2);
 const rate = Number(rateArg);
 const maxSeconds = Number(secondsArg);
 /** Events per publication and publications per request. */
-export const PER_PUBLICATION = 256;
+const PER_PUBLICATION = 256;
 const PER_REQUEST = 8;
 /** Requests in flight at most: concurrent requests could be published out
  * of order. The publisher falls behind its pace when a request takes

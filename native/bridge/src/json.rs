@@ -220,14 +220,13 @@ pub fn encode(
         o.put(b.format(t as i64).as_bytes())?;
         o.put(sep[6])?;
         o.base64(payload)?;
-        if !subject.is_empty() {
+        if subject.is_empty() {
+            o.put(b"\"")?;
+        } else {
             o.put(subject_sep)?;
             o.string(&String::from_utf8_lossy(subject))?;
-            o.put(close)?;
-        } else {
-            o.put(b"\"")?;
-            o.put(close)?;
         }
+        o.put(close)?;
         Ok(off + h.record_len as usize)
     };
     match pick {
@@ -358,34 +357,30 @@ mod tests {
     }
 
     #[test]
-    fn writes_the_protocol_objects() {
+    fn writes_the_protocol_objects_and_rows() {
         let mut records = rec(2, b"hello", b"", 9, 1_500_000);
         records.extend(rec(5, &[0xff, 0, 1, 2], b"md.a", u64::MAX, 2_499_999));
         let mut out = vec![0u8; 1024];
         let clock = WallOffset { ms: 1000.0, rem_ns: 0.0 };
-        let n = encode(&records, 41, Pick::First(2), &kinds(), clock, Format::Objects, &mut out).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&out[..n]).unwrap(),
-            "[{\"seq\":41,\"kind\":\"tick\",\"source\":7,\"source_seq\":9,\"ts\":\"1500000\",\"time\":1002,\"payload\":\"aGVsbG8=\"},\
-             {\"seq\":42,\"kind\":\"unknown\",\"source\":7,\"source_seq\":18446744073709551615,\"ts\":\"2499999\",\"time\":1002,\"payload\":\"/wABAg==\",\"subject\":\"md.a\"}]}"
-        );
-        let n = encode(&records, 41, Pick::List(&le(&[1])), &kinds(), clock, Format::Objects, &mut out).unwrap();
-        assert!(std::str::from_utf8(&out[..n]).unwrap().starts_with("[{\"seq\":42,"));
-    }
-
-    #[test]
-    fn writes_the_protocol_rows() {
-        let mut records = rec(2, b"hello", b"", 9, 1_500_000);
-        records.extend(rec(5, &[0xff, 0, 1, 2], b"md.a", u64::MAX, 2_499_999));
-        let mut out = vec![0u8; 1024];
-        let clock = WallOffset { ms: 1000.0, rem_ns: 0.0 };
-        let n = encode(&records, 41, Pick::First(2), &kinds(), clock, Format::Rows, &mut out).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&out[..n]).unwrap(),
-            "[[41,\"tick\",7,9,\"1500000\",1002,\"aGVsbG8=\"],[42,\"unknown\",7,18446744073709551615,\"2499999\",1002,\"/wABAg==\",\"md.a\"]]}"
-        );
-        let n = encode(&records, 41, Pick::List(&le(&[1])), &kinds(), clock, Format::Rows, &mut out).unwrap();
-        assert!(std::str::from_utf8(&out[..n]).unwrap().starts_with("[[42,"));
+        let cases = [
+            (
+                Format::Objects,
+                "[{\"seq\":41,\"kind\":\"tick\",\"source\":7,\"source_seq\":9,\"ts\":\"1500000\",\"time\":1002,\"payload\":\"aGVsbG8=\"},\
+                 {\"seq\":42,\"kind\":\"unknown\",\"source\":7,\"source_seq\":18446744073709551615,\"ts\":\"2499999\",\"time\":1002,\"payload\":\"/wABAg==\",\"subject\":\"md.a\"}]}",
+                "[{\"seq\":42,",
+            ),
+            (
+                Format::Rows,
+                "[[41,\"tick\",7,9,\"1500000\",1002,\"aGVsbG8=\"],[42,\"unknown\",7,18446744073709551615,\"2499999\",1002,\"/wABAg==\",\"md.a\"]]}",
+                "[[42,",
+            ),
+        ];
+        for (format, whole, second) in cases {
+            let n = encode(&records, 41, Pick::First(2), &kinds(), clock, format, &mut out).unwrap();
+            assert_eq!(std::str::from_utf8(&out[..n]).unwrap(), whole, "{format:?}");
+            let n = encode(&records, 41, Pick::List(&le(&[1])), &kinds(), clock, format, &mut out).unwrap();
+            assert!(std::str::from_utf8(&out[..n]).unwrap().starts_with(second), "{format:?}");
+        }
     }
 
     #[test]

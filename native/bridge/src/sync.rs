@@ -222,3 +222,20 @@ impl<T> std::ops::Deref for Padded<T> {
         &self.0
     }
 }
+
+/// Asks the CPU to bring the cache line holding `p` into this core's cache
+/// in a writable state (x86 `PREFETCHW`), without waiting and without
+/// touching memory as far as the memory model is concerned: a hint, which
+/// may be ignored, on any address, valid or not. Elsewhere, and under loom,
+/// it does nothing.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: PREFETCHW does not access memory architecturally and never
+    // faults; on CPUs without it the encoding runs as a NOP.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(p.cast())
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = p;
+}

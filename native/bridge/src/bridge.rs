@@ -2,11 +2,12 @@
 //! every outcome, and copies accepted events into the ring. Also the
 //! process-wide token table ([`REGISTRY`]) that maps userdata to bridges.
 
+use crate::clock::CLOCK;
 use crate::abi::{
     EvbDrain, EvbDropReason as DropReason, EvbEvent, EvbInvalidReason as InvalidReason, EvbStats, EvbStatus,
     EVB_KIND_MAX, EVB_MAX_PAYLOAD_LIMIT, EVB_SUBJECT_MAX,
 };
-use crate::counters::{delay_bucket, Counters, ORPHANS};
+use crate::counters::{delay_bucket, Counters, Mine, ORPHANS};
 use crate::panic::messages_dropped;
 use crate::registry::Registry;
 use crate::ring::{record_len, Consumer, RecordFields, Ring};
@@ -105,15 +106,6 @@ struct ConsumerSide {
 // Everything else is atomic, locked, or immutable after construction.
 unsafe impl Sync for Bridge {}
 
-/// CLOCK_MONOTONIC in nanoseconds, the engines' clock.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
-    // exists on Linux, so the call cannot fail.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 impl Bridge {
     /// Builds a bridge from a checked config.
     ///
@@ -121,6 +113,7 @@ impl Bridge {
     /// [`EvbStatus::InvalidArgument`] or [`EvbStatus::NoMemory`].
     pub fn new(cfg: Config) -> Result<Bridge, EvbStatus> {
         cfg.check()?;
+        crate::clock::init();
         let (ring, consumer) = Ring::new(cfg.ring_capacity).map_err(|e| match e {
             crate::ring::CapacityError::OutOfRange => EvbStatus::InvalidArgument,
             crate::ring::CapacityError::NoMemory => EvbStatus::NoMemory,
@@ -154,13 +147,9 @@ impl Bridge {
         self.hot.panic_next.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Counts one call on entry, before anything about it is known.
-    pub(crate) fn count_call(&self) {
-        let c = self.counters.mine();
-        c.bump(&c.calls);
-    }
-
-    /// Handles one callback whose userdata resolved to this bridge.
+    /// Handles one callback whose userdata resolved to this bridge: counts
+    /// the call, then its outcome, in `c`, the calling thread's stripe of
+    /// this bridge's counters.
     ///
     /// # Safety
     /// `ev` is null or points to memory the caller claims is an event; the
@@ -168,8 +157,8 @@ impl Bridge {
     /// the payload and subject pointers for their lengths, which the engine
     /// must guarantee readable when it passes non-null pointers with lengths
     /// within bounds.
-    pub unsafe fn handle(&self, ev: *const EvbEvent) -> EvbStatus {
-        let c = self.counters.mine();
+    pub(crate) unsafe fn handle(&self, ev: *const EvbEvent, c: &Mine<'_>) -> EvbStatus {
+        c.bump(&c.calls);
         if ev.is_null() {
             c.bump(&c.invalid[InvalidReason::NullEvent as usize]);
             return EvbStatus::InvalidEvent;
@@ -205,7 +194,7 @@ impl Bridge {
             c.bump(&c.invalid[InvalidReason::BadSubject as usize]);
             return EvbStatus::InvalidEvent;
         }
-        let delay = monotonic_ns().saturating_sub(e.ts_ns);
+        let delay = CLOCK.now_ns().saturating_sub(e.ts_ns);
         c.bump(&c.delay[delay_bucket(delay)]);
         c.add(&c.delay_sum_ns, delay);
         if delay > hot.cfg.late_threshold_ns {
@@ -249,6 +238,8 @@ impl Bridge {
             Err(TryLockError::WouldBlock) => return Err(EvbStatus::Busy),
         };
         let b = consumer.consume(max_bytes, max_records, arm);
+        // The consumer keeps the callbacks' clock anchored (clock module docs).
+        CLOCK.refresh();
         if b.count != 0 {
             self.consumer.delivered.fetch_add(b.count, Ordering::Relaxed);
         }

@@ -12,7 +12,7 @@
 //! (std atomics: these are not part of the loom model.)
 
 use crate::abi::{DELAY_BOUNDS_NS, EVB_DELAY_BUCKETS, EVB_DROP_REASONS, EVB_INVALID_REASONS};
-use crate::sync::{my_stripe, stripe_add, Padded, STRIPES};
+use crate::sync::{stripe_add, Padded, STRIPES};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One thread's share of a bridge's counters. Drop and invalid reasons are
@@ -79,9 +79,11 @@ impl Counters {
         Counters { stripes: (0..STRIPES).map(|_| Padded(Stripe::default())).collect() }
     }
 
-    /// The calling thread's stripe (claimed on its first call).
-    pub(crate) fn mine(&self) -> Mine<'_> {
-        let (index, owned) = my_stripe();
+    /// The calling thread's stripe of these counters; `claim` is what
+    /// `sync::my_stripe()` returned on this thread (callers look it up once
+    /// per call and use it for every counter they touch).
+    pub(crate) fn stripe(&self, claim: (usize, bool)) -> Mine<'_> {
+        let (index, owned) = claim;
         Mine { stripe: &self.stripes[index], owned }
     }
 
@@ -104,7 +106,7 @@ pub(crate) static ORPHANS: Orphans =
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::OWNED_STRIPES;
+    use crate::sync::{my_stripe, OWNED_STRIPES};
     use std::sync::{Arc, Barrier};
 
     /// Runs `threads` threads at once, each bumping `accepted` `per` times
@@ -117,10 +119,10 @@ mod tests {
                 let (c, start) = (c.clone(), start.clone());
                 std::thread::spawn(move || {
                     // Every thread claims its stripe while all are alive.
-                    let owned = c.mine().owned;
+                    let owned = c.stripe(my_stripe()).owned;
                     start.wait();
                     for _ in 0..per {
-                        let m = c.mine();
+                        let m = c.stripe(my_stripe());
                         m.bump(&m.accepted);
                         m.add(&m.delay_sum_ns, 3);
                     }
@@ -136,7 +138,7 @@ mod tests {
         let c = Arc::new(Counters::new());
         // 40 live threads: at most 16 own a stripe, the rest share 4.
         let owned = wave(&c, 40, 20_000);
-        assert!(owned >= 1 && owned <= OWNED_STRIPES, "{owned} threads owned a stripe");
+        assert!((1..=OWNED_STRIPES).contains(&owned), "{owned} threads owned a stripe");
         assert_eq!(c.sum(|s| &s.accepted), 40 * 20_000);
         // Those threads exited and gave their stripes back: new threads take
         // them over and continue from the values the old owners left.

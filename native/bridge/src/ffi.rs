@@ -23,6 +23,7 @@ use crate::counters::{bump, ORPHANS};
 use crate::panic::{ffi_boundary, install_hook, pop_message, LAST_MESSAGE};
 use crate::plugin::{Engine, Plugin, PluginError};
 use crate::registry::Resolved;
+use crate::sync::my_stripe;
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::{Mutex, OnceLock, TryLockError};
@@ -241,23 +242,24 @@ pub extern "C" fn evb_token_revoke(token: *mut c_void) -> i32 {
 pub unsafe extern "C" fn evb_on_event(ev: *const EvbEvent, userdata: *mut c_void) -> c_int {
     let _inside = crate::panic::InBoundary::enter();
     let mut held = None;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match REGISTRY.resolve(userdata as usize) {
+    // Looked up once: every counter this call touches is in this stripe.
+    let stripe = my_stripe();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match REGISTRY.resolve_as(userdata as usize, stripe) {
         Resolved::Bad => {
             bump(&ORPHANS.calls);
             bump(&ORPHANS.bad_userdata);
             EvbStatus::BadUserdata
         }
         Resolved::Stale(b) => {
-            b.count_call();
-            let c = b.counters.mine();
+            let c = b.counters.stripe(stripe);
+            c.bump(&c.calls);
             c.bump(&c.stale);
             EvbStatus::Stale
         }
         Resolved::Live(b) => {
             let b = held.insert(b);
-            b.count_call();
             // SAFETY: forwarded; `handle` validates before dereferencing.
-            unsafe { b.handle(ev) }
+            unsafe { b.handle(ev, &b.counters.stripe(stripe)) }
         }
     }));
     match outcome {
@@ -265,7 +267,7 @@ pub unsafe extern "C" fn evb_on_event(ev: *const EvbEvent, userdata: *mut c_void
         Err(_) => {
             match &held {
                 Some(b) => {
-                    let c = b.counters.mine();
+                    let c = b.counters.stripe(stripe);
                     c.bump(&c.panicked);
                 }
                 None => bump(&ORPHANS.panicked),

@@ -48,6 +48,8 @@ pub mod ring;
 #[cfg(not(loom))]
 pub mod bridge;
 #[cfg(not(loom))]
+pub(crate) mod clock;
+#[cfg(not(loom))]
 pub mod counters;
 #[cfg(not(loom))]
 pub mod ffi;

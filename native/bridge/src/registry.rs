@@ -199,9 +199,16 @@ impl<B> Registry<B> {
 
     /// Resolves a token without trusting it. Any thread.
     pub fn resolve(&self, token: usize) -> Resolved<'_, B> {
+        self.resolve_as(token, my_stripe())
+    }
+
+    /// [`Registry::resolve`] for a caller that already looked up
+    /// `sync::my_stripe()` (the callback looks it up once and uses it for
+    /// every counter of the call: each look-up is a thread-local access,
+    /// which in a shared library is a call to `__tls_get_addr`).
+    pub(crate) fn resolve_as(&self, token: usize, (stripe, owned): (usize, bool)) -> Resolved<'_, B> {
         let Some((idx, gen)) = Self::decode(token) else { return Resolved::Bad };
         let slot = &self.slots[idx];
-        let (stripe, owned) = my_stripe();
         let counter = &slot.inflight[stripe].0;
         stripe_add(counter, 1, owned);
         barrier::light(); // the callback's side of the Dekker pattern

@@ -1,0 +1,297 @@
+//! The callback's clock: CLOCK_MONOTONIC nanoseconds, read through the
+//! time-stamp counter where that is safe.
+//!
+//! Every accepted or dropped call reads the clock once, to measure how late
+//! the callback runs against the event's timestamp. On this project's x86-64
+//! machines `clock_gettime(CLOCK_MONOTONIC)` costs about 36 ns in the vDSO,
+//! most of it an ordered `RDTSC` (which waits for earlier instructions) and
+//! the vDSO's seqlock; a plain `RDTSC` costs about 19 ns and overlaps with the
+//! work around it (20 million back-to-back reads of each, on the 2-core
+//! KVM guest the benchmarks run on).
+//!
+//! # How the counter maps to CLOCK_MONOTONIC
+//!
+//! The mapping is a line through an *anchor*, a pair of readings
+//! `(tsc, ns)` taken together, with a slope in nanoseconds per tick:
+//! `ns = anchor_ns + (tsc - anchor_tsc) * slope`. The kernel's vDSO computes
+//! CLOCK_MONOTONIC from the same counter the same way (`mult`/`shift` in
+//! `kernel/time/timekeeping.c`); we cannot read its parameters, so we
+//! measure our own:
+//!
+//! * The slope comes from the first anchor ever taken (the *base*) and the
+//!   newest one, so its baseline grows with the process's age; it is only
+//!   used once the baseline is at least [`MIN_BASELINE_NS`] long, which
+//!   bounds its error near `2 × 40 ns / 50 ms`, under 2 ppm (each pair is
+//!   read within about 40 ns).
+//! * The anchor is re-taken by whoever drains a ring ([`Clock::refresh`],
+//!   called by `Bridge::drain`) when it is older than [`REFRESH_NS`].
+//! * A reader whose anchor is older than [`MAX_AGE_NS`] (no drain for that
+//!   long: the consumer is asleep or stalled) reads `clock_gettime` instead.
+//!   So the line is never extrapolated more than 20 ms: with the slope off by
+//!   the most NTP may slew CLOCK_MONOTONIC (500 ppm) the error stays under
+//!   10 µs, and under 0.1 µs with the slope's own error alone. The smallest
+//!   callback-delay bucket bound is 1 µs.
+//!
+//! The counter is used only where the kernel itself keeps CLOCK_MONOTONIC on
+//! it (the `tsc` clocksource, which Linux picks only when the counter is
+//! invariant and synchronised across CPUs) on x86-64; everywhere else, and
+//! until the slope's baseline is long enough, every read is
+//! `clock_gettime`.
+//!
+//! # Memory ordering
+//!
+//! The anchor is a seqlock (Linux's `seqcount_t`, the vDSO's own pattern):
+//! one writer at a time (a `try_lock`ed flag), which makes the sequence odd,
+//! stores the fields, and makes it even again, with `Release`; readers load
+//! the sequence with `Acquire`, the fields `Relaxed`, an `Acquire` fence and
+//! the sequence again, and use the fields only if both sequence loads were
+//! the same even value. A reader that sees a write in progress does not
+//! wait: it reads `clock_gettime`. (std atomics: not part of the loom
+//! model; the fields are atomics, so a torn read is a rejected read, never
+//! undefined behaviour.)
+
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::sync::Padded;
+use std::sync::OnceLock;
+
+/// The anchor is re-taken when it is older than this, in nanoseconds.
+pub(crate) const REFRESH_NS: u64 = 1_000_000;
+/// A reader whose anchor is older than this reads `clock_gettime`, in
+/// nanoseconds.
+pub(crate) const MAX_AGE_NS: u64 = 20_000_000;
+/// The slope is measured over at least this many nanoseconds before the
+/// counter is used.
+pub(crate) const MIN_BASELINE_NS: u64 = 50_000_000;
+
+/// CLOCK_MONOTONIC in nanoseconds, from the kernel.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
+    // exists on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Whether the kernel keeps CLOCK_MONOTONIC on the TSC; read from sysfs by
+/// [`init`], on a control thread, never on the callback path.
+static TSC_OK: OnceLock<bool> = OnceLock::new();
+
+/// Decides once per process whether the counter may be used (module docs).
+/// Reads a sysfs file; call it from a control thread before callbacks run
+/// (`Bridge::new` does). Until it has run, every read is `clock_gettime`.
+pub fn init() {
+    TSC_OK.get_or_init(|| {
+        cfg!(target_arch = "x86_64")
+            && std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+                .is_ok_and(|s| s.trim() == "tsc")
+    });
+}
+
+/// The time-stamp counter, or `None` where it is not used (module docs).
+#[inline(always)]
+fn ticks() -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if TSC_OK.get() == Some(&true) {
+            // SAFETY: RDTSC exists on every x86-64 CPU and reads a register;
+            // it has no memory effects.
+            return Some(unsafe { std::arch::x86_64::_rdtsc() });
+        }
+    }
+    None
+}
+
+/// A line from the counter to CLOCK_MONOTONIC and its seqlock (module
+/// docs). The process uses one, [`CLOCK`]; tests make their own.
+pub struct Clock {
+    seq: AtomicU64,
+    anchor_tsc: AtomicU64,
+    anchor_ns: AtomicU64,
+    /// Nanoseconds per tick, 32.32 fixed point; 0 until the baseline is long
+    /// enough (readers then read `clock_gettime`).
+    slope: AtomicU64,
+    /// Ticks after `anchor_tsc` past which readers read `clock_gettime`.
+    max_age_ticks: AtomicU64,
+    /// Ticks after `anchor_tsc` past which a refresh re-takes the anchor; 0
+    /// while there is no slope (every refresh then re-takes it).
+    refresh_ticks: AtomicU64,
+    /// The one writer's flag.
+    writing: AtomicBool,
+    /// The first anchor (0, 0 before it), written only by the writer.
+    base_tsc: AtomicU64,
+    base_ns: AtomicU64,
+}
+
+/// The process's clock, on its own cache line: every callback reads it and
+/// only a refresh, at most once a millisecond, writes it.
+pub(crate) static CLOCK: Padded<Clock> = Padded(Clock::new());
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    /// A clock with no anchor: it reads `clock_gettime` until refreshed.
+    pub const fn new() -> Clock {
+        Clock {
+            seq: AtomicU64::new(0),
+            anchor_tsc: AtomicU64::new(0),
+            anchor_ns: AtomicU64::new(0),
+            slope: AtomicU64::new(0),
+            max_age_ticks: AtomicU64::new(0),
+            refresh_ticks: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
+            base_tsc: AtomicU64::new(0),
+            base_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds: from the counter when the line is
+    /// fresh (module docs), from `clock_gettime` otherwise. Any thread;
+    /// never blocks, never allocates.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        let s1 = self.seq.load(Ordering::Acquire);
+        let tsc_a = self.anchor_tsc.load(Ordering::Relaxed);
+        let ns_a = self.anchor_ns.load(Ordering::Relaxed);
+        let slope = self.slope.load(Ordering::Relaxed);
+        let max_age = self.max_age_ticks.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        let s2 = self.seq.load(Ordering::Relaxed);
+        if slope != 0 && s1 == s2 && s1 & 1 == 0 {
+            if let Some(t) = ticks() {
+                // A counter read a hair before the anchor (taken on another
+                // CPU) wraps to a huge age and falls back too.
+                let age = t.wrapping_sub(tsc_a);
+                if age <= max_age {
+                    // age * slope is about age in ns * 2^32 <= 20 ms * 2^32
+                    // < 2^57: no overflow.
+                    return ns_a + ((age * slope) >> 32);
+                }
+            }
+        }
+        monotonic_ns()
+    }
+
+    /// Re-takes the anchor if it is older than [`REFRESH_NS`] (and the
+    /// slope's base, the first time). Consumers call it after a drain. Any
+    /// thread; returns at once if another thread is refreshing.
+    pub fn refresh(&self) {
+        let Some(t0) = ticks() else { return };
+        let every = self.refresh_ticks.load(Ordering::Relaxed);
+        if every != 0 && t0.wrapping_sub(self.anchor_tsc.load(Ordering::Relaxed)) < every {
+            return;
+        }
+        if self.writing.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let (tsc, ns) = pair(t0);
+        if self.base_ns.load(Ordering::Relaxed) == 0 {
+            self.base_tsc.store(tsc, Ordering::Relaxed);
+            self.base_ns.store(ns, Ordering::Relaxed);
+        }
+        let dt = tsc.wrapping_sub(self.base_tsc.load(Ordering::Relaxed));
+        let dn = ns.saturating_sub(self.base_ns.load(Ordering::Relaxed));
+        let slope = if dn >= MIN_BASELINE_NS && dt > 0 && dt < 1 << 63 {
+            u64::try_from((u128::from(dn) << 32) / u128::from(dt)).unwrap_or(0)
+        } else {
+            0
+        };
+        let ticks_in = |n: u64| match slope {
+            0 => 0,
+            s => u64::try_from((u128::from(n) << 32) / u128::from(s)).unwrap_or(u64::MAX),
+        };
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.anchor_tsc.store(tsc, Ordering::Relaxed);
+        self.anchor_ns.store(ns, Ordering::Relaxed);
+        self.slope.store(slope, Ordering::Relaxed);
+        self.max_age_ticks.store(ticks_in(MAX_AGE_NS), Ordering::Relaxed);
+        self.refresh_ticks.store(ticks_in(REFRESH_NS), Ordering::Relaxed);
+        self.seq.store(seq + 2, Ordering::Release);
+        self.writing.store(false, Ordering::Release);
+    }
+
+    /// Whether [`Clock::now_ns`] would read the counter now (a slope and a
+    /// fresh anchor exist). Any thread; a snapshot.
+    #[cfg(test)]
+    pub fn counter_in_use(&self) -> bool {
+        let Some(t) = ticks() else { return false };
+        self.slope.load(Ordering::Relaxed) != 0
+            && t.wrapping_sub(self.anchor_tsc.load(Ordering::Relaxed)) <= self.max_age_ticks.load(Ordering::Relaxed)
+    }
+}
+
+/// One `(ticks, ns)` pair: the counter read on both sides of
+/// `clock_gettime`, averaged. A pair split by an interrupt or a migration
+/// (more than 10,000 ticks, a few microseconds, between the counter reads)
+/// is read again, at most a few times. `t0` is a counter value to fall back
+/// on; only called when the counter is in use.
+fn pair(t0: u64) -> (u64, u64) {
+    let mut best = (t0, monotonic_ns());
+    for _ in 0..4 {
+        let a = ticks().unwrap_or(t0);
+        let ns = monotonic_ns();
+        let b = ticks().unwrap_or(a);
+        best = (a + b.wrapping_sub(a) / 2, ns);
+        if b.wrapping_sub(a) < 10_000 {
+            break;
+        }
+    }
+    best
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counter_agrees_with_clock_gettime_and_falls_back_when_stale() {
+        init();
+        let c = Clock::new();
+        // Before any refresh, reads come from the kernel.
+        let t = monotonic_ns();
+        let n = c.now_ns();
+        assert!(n >= t && n - t < 1_000_000, "fallback read {n} vs {t}");
+        assert!(!c.counter_in_use());
+        if ticks().is_none() {
+            eprintln!("the clocksource is not tsc: every read is clock_gettime");
+            c.refresh();
+            assert!(!c.counter_in_use());
+            return;
+        }
+        // Refreshes before the baseline is MIN_BASELINE_NS long publish no
+        // slope; waits (bounded) until one does.
+        c.refresh();
+        assert!(!c.counter_in_use(), "a slope was published from a zero-length baseline");
+        let deadline = monotonic_ns() + 2_000_000_000;
+        while !c.counter_in_use() {
+            assert!(monotonic_ns() < deadline, "the counter was not in use 2 s after the first refresh");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            c.refresh();
+        }
+        // In use: each counter read lies between the kernel reads around it,
+        // within a tolerance for the slope and the pair's error.
+        let mut worst = 0u64;
+        for _ in 0..10_000 {
+            let a = monotonic_ns();
+            let n = c.now_ns();
+            let b = monotonic_ns();
+            worst = worst.max(a.saturating_sub(n)).max(n.saturating_sub(b));
+        }
+        eprintln!("counter reads at most {worst} ns outside the kernel reads around them");
+        assert!(worst < 2_000, "counter reads were up to {worst} ns outside the kernel's");
+        // No refresh for longer than MAX_AGE_NS: reads fall back.
+        std::thread::sleep(std::time::Duration::from_nanos(MAX_AGE_NS + 5_000_000));
+        assert!(!c.counter_in_use());
+        let a = monotonic_ns();
+        let n = c.now_ns();
+        assert!(n >= a && n - a < 1_000_000);
+        // A refresh brings the counter back.
+        c.refresh();
+        assert!(c.counter_in_use());
+    }
+}

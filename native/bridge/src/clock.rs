@@ -151,7 +151,7 @@ impl Clock {
     /// CLOCK_MONOTONIC in nanoseconds: from the counter when the line is
     /// fresh (module docs), from `clock_gettime` otherwise. Any thread;
     /// never blocks, never allocates.
-    #[inline]
+    #[inline(always)]
     pub fn now_ns(&self) -> u64 {
         let s1 = self.seq.load(Ordering::Acquire);
         let tsc_a = self.anchor_tsc.load(Ordering::Relaxed);

@@ -223,6 +223,7 @@ impl Ring {
     /// Returns `None` when the ring has no room (the caller counts a drop).
     /// The caller must ensure `record_len(payload_len + subject_len) <=
     /// capacity / 2`, which guarantees an empty ring always has room.
+    #[inline(always)]
     pub fn reserve(&self, payload_len: u32, subject_len: u32) -> Option<Reservation<'_>> {
         let size = record_len(u64::from(payload_len) + u64::from(subject_len));
         debug_assert!(size <= self.capacity / 2);
@@ -339,6 +340,7 @@ impl Ring {
 
     /// Stamps the record and rings the doorbell if this call disarmed the
     /// consumer. Returns whether it did.
+    #[inline(always)]
     fn publish(&self, pos: u64, state: u64) -> bool {
         self.stamp(pos).store(pos | state, Ordering::Release);
         barrier::light();
@@ -464,6 +466,7 @@ pub struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// Writes the header and zeroes the padding after payload and subject.
+    #[inline(always)]
     pub fn write_header(&mut self, f: &RecordFields) {
         let h = EvbRecordHeader {
             record_len: self.size as u32,
@@ -512,6 +515,7 @@ impl Reservation<'_> {
 
     /// Publishes the record to the consumer. Returns `true` when the consumer
     /// was armed and this call rang the doorbell.
+    #[inline(always)]
     pub fn commit(mut self) -> bool {
         self.done = true;
         self.ring.publish(self.pos, COMMITTED)

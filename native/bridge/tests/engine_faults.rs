@@ -226,6 +226,57 @@ fn garbage_userdata_is_refused_without_a_read() {
 }
 
 #[test]
+fn an_event_at_a_misaligned_address_is_copied_whole() {
+    // The callback reads an aligned event field by field and a misaligned
+    // one as a block; both must give the same record.
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let rig = Rig::new(1 << 20, "");
+    // SAFETY: live bridge.
+    let token = unsafe { evb_bridge_token_new(rig.bridge) };
+    assert!(!token.is_null());
+    let payload = *b"misaligned payload";
+    let subject = *b"a.b";
+    let ev = EvbEvent {
+        kind: 2,
+        source_id: 7,
+        flags: 0x55,
+        subject_len: subject.len() as u32,
+        source_seq: 42,
+        ts_ns: 1,
+        payload: payload.as_ptr().cast(),
+        len: payload.len(),
+        subject: subject.as_ptr().cast(),
+    };
+    let mut buf = vec![0u8; std::mem::size_of::<EvbEvent>() + 8];
+    for offset in [0usize, 1, 3] {
+        let base = buf.as_mut_ptr().wrapping_add(buf.as_ptr().align_offset(8)).wrapping_add(offset);
+        // SAFETY: `base` has room for one event (8 spare bytes cover the
+        // alignment and the offset); written unaligned.
+        unsafe { (base as *mut EvbEvent).write_unaligned(ev) };
+        // SAFETY: `base` points to a valid event (possibly misaligned, which
+        // the callback accepts); the token is live.
+        let rc = unsafe { evb_on_event(base as *const EvbEvent, token) };
+        assert_eq!(rc, 0, "offset {offset}");
+        // SAFETY: this test is the bridge's only consumer.
+        let got = unsafe { evb_drain(rig.bridge, 1 << 20, 1, 0) };
+        assert_eq!(got, 1, "offset {offset}");
+        // SAFETY: the batch just drained is readable in place until the next
+        // drain; it starts with the record header.
+        let (h, body) = unsafe {
+            let d = *evb_drain_result(rig.bridge);
+            let rec = evb_ring_data(rig.bridge).add(d.offset as usize);
+            let h = (rec as *const EvbRecordHeader).read_unaligned();
+            let body = std::slice::from_raw_parts(rec.add(EVB_RECORD_HEADER_LEN as usize), (h.payload_len + h.subject_len) as usize);
+            (h, body.to_vec())
+        };
+        assert_eq!((h.kind, h.source_id, h.flags, h.source_seq, h.ts_ns), (2, 7, 0x55, 42, 1), "offset {offset}");
+        assert_eq!(&body[..payload.len()], &payload, "offset {offset}");
+        assert_eq!(&body[payload.len()..], &subject, "offset {offset}");
+    }
+    assert_eq!(evb_token_revoke(token), 0);
+}
+
+#[test]
 fn bridge_arguments_are_checked() {
     assert!(evb_bridge_new(1000, 1024, 0, 1 << 3).is_null(), "not a power of two");
     assert_eq!(evb_last_status(), EvbStatus::InvalidArgument as i32);

@@ -274,7 +274,7 @@ impl Ring {
                 // bytes until it stamps the record.
                 unsafe { self.write_u32(pos, 0, size as u32) };
                 self.prefetch_next(prod + need);
-                return Some(Reservation { ring: self, pos, size, payload_len, subject_len, done: false });
+                return Some(Reservation { ring: self, pos, size, payload_len, subject_len });
             }
         }
     }
@@ -461,7 +461,6 @@ pub struct Reservation<'a> {
     size: u64,
     payload_len: u32,
     subject_len: u32,
-    done: bool,
 }
 
 impl Reservation<'_> {
@@ -516,18 +515,19 @@ impl Reservation<'_> {
     /// Publishes the record to the consumer. Returns `true` when the consumer
     /// was armed and this call rang the doorbell.
     #[inline(always)]
-    pub fn commit(mut self) -> bool {
-        self.done = true;
-        self.ring.publish(self.pos, COMMITTED)
+    pub fn commit(self) -> bool {
+        let (ring, pos) = (self.ring, self.pos);
+        // Committed: the discard in Drop must not run.
+        std::mem::forget(self);
+        ring.publish(pos, COMMITTED)
     }
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            // Rings like a commit would: the consumer must skip this record to
-            // reach the ones behind it. At worst the wakeup finds nothing.
-            self.ring.publish(self.pos, DISCARDED);
-        }
+        // Not committed (commit forgets the reservation). Rings like a
+        // commit would: the consumer must skip this record to reach the ones
+        // behind it. At worst the wakeup finds nothing.
+        self.ring.publish(self.pos, DISCARDED);
     }
 }

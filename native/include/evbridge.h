@@ -479,11 +479,12 @@ int32_t evb_token_revoke(void *token);
  path; calls the doorbell at most once per consumer wait.
 
  The callback delay (now minus `ev->ts_ns`) is read from the CPU's
- time-stamp counter mapped onto CLOCK_MONOTONIC, where the kernel's own
- clocksource is `tsc` and a drain re-anchored the mapping in the last
- 20 ms; otherwise from `clock_gettime(CLOCK_MONOTONIC)`. The mapping's
- error stays under 10 µs even while NTP slews the clock at its fastest
- (the `clock` module derives the bound; its test sees under 2 µs).
+ time-stamp counter mapped onto CLOCK_MONOTONIC where the kernel's own
+ clocksource is `tsc`, otherwise from `clock_gettime(CLOCK_MONOTONIC)`.
+ The mapping is re-anchored to the kernel's clock by the first call after
+ each millisecond, and its error stays under 0.5 µs even while NTP slews
+ the clock at its fastest (the `clock` module derives the bound; its tests
+ see under 2 µs).
 
  # Safety
  Nothing is trusted: `ev` may be NULL, `userdata` any value. When `ev` is

@@ -281,8 +281,6 @@ impl Bridge {
             Err(TryLockError::WouldBlock) => return Err(EvbStatus::Busy),
         };
         let b = consumer.consume(max_bytes, max_records, arm);
-        // The consumer keeps the callbacks' clock anchored (clock module docs).
-        CLOCK.refresh();
         if b.count != 0 {
             self.consumer.delivered.fetch_add(b.count, Ordering::Relaxed);
         }

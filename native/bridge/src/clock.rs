@@ -23,14 +23,19 @@
 //!   used once the baseline is at least [`MIN_BASELINE_NS`] long, which
 //!   bounds its error near `2 × 40 ns / 50 ms`, under 2 ppm (each pair is
 //!   read within about 40 ns).
-//! * The anchor is re-taken by whoever drains a ring ([`Clock::refresh`],
-//!   called by `Bridge::drain`) when it is older than [`REFRESH_NS`].
-//! * A reader whose anchor is older than [`MAX_AGE_NS`] (no drain for that
-//!   long: the consumer is asleep or stalled) reads `clock_gettime` instead.
-//!   So the line is never extrapolated more than 20 ms: with the slope off by
-//!   the most NTP may slew CLOCK_MONOTONIC (500 ppm) the error stays under
-//!   10 µs, and under 0.1 µs with the slope's own error alone. The smallest
-//!   callback-delay bucket bound is 1 µs.
+//! * A read whose anchor is older than [`REFRESH_NS`] (1 ms) does not use the
+//!   line: it reads `clock_gettime`, and re-takes the anchor from that
+//!   reading unless another thread is doing so. So the line is never
+//!   extrapolated more than 1 ms: with the slope off by the most NTP may
+//!   slew CLOCK_MONOTONIC (500 ppm) the error stays under 0.5 µs, under
+//!   2 ns with the slope's own error alone. The smallest callback-delay
+//!   bucket bound is 1 µs. One read per millisecond in the process pays the
+//!   kernel clock and the re-anchoring (about 100 ns here); the others pay
+//!   the counter. Nothing depends on a consumer running.
+//! * Two reads on either side of a re-anchoring may therefore step back by
+//!   up to that error; the callback only subtracts an event's timestamp from
+//!   one read (saturating at zero), so nothing relies on reads being
+//!   monotonic.
 //!
 //! The counter is used only where the kernel itself keeps CLOCK_MONOTONIC on
 //! it (the `tsc` clocksource, which Linux picks only when the counter is
@@ -54,11 +59,9 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::sync::Padded;
 use std::sync::OnceLock;
 
-/// The anchor is re-taken when it is older than this, in nanoseconds.
+/// A read whose anchor is older than this, in nanoseconds, reads
+/// `clock_gettime` and re-takes the anchor.
 pub(crate) const REFRESH_NS: u64 = 1_000_000;
-/// A reader whose anchor is older than this reads `clock_gettime`, in
-/// nanoseconds.
-pub(crate) const MAX_AGE_NS: u64 = 20_000_000;
 /// The slope is measured over at least this many nanoseconds before the
 /// counter is used.
 pub(crate) const MIN_BASELINE_NS: u64 = 50_000_000;
@@ -110,10 +113,8 @@ pub struct Clock {
     /// Nanoseconds per tick, 32.32 fixed point; 0 until the baseline is long
     /// enough (readers then read `clock_gettime`).
     slope: AtomicU64,
-    /// Ticks after `anchor_tsc` past which readers read `clock_gettime`.
-    max_age_ticks: AtomicU64,
-    /// Ticks after `anchor_tsc` past which a refresh re-takes the anchor; 0
-    /// while there is no slope (every refresh then re-takes it).
+    /// Ticks after `anchor_tsc` past which reads re-take the anchor; 0 while
+    /// there is no slope.
     refresh_ticks: AtomicU64,
     /// The one writer's flag.
     writing: AtomicBool,
@@ -140,7 +141,6 @@ impl Clock {
             anchor_tsc: AtomicU64::new(0),
             anchor_ns: AtomicU64::new(0),
             slope: AtomicU64::new(0),
-            max_age_ticks: AtomicU64::new(0),
             refresh_ticks: AtomicU64::new(0),
             writing: AtomicBool::new(false),
             base_tsc: AtomicU64::new(0),
@@ -148,71 +148,71 @@ impl Clock {
         }
     }
 
-    /// CLOCK_MONOTONIC in nanoseconds: from the counter when the line is
-    /// fresh (module docs), from `clock_gettime` otherwise. Any thread;
-    /// never blocks, never allocates.
+    /// CLOCK_MONOTONIC in nanoseconds: from the counter when the anchor is
+    /// under [`REFRESH_NS`] old, from `clock_gettime` otherwise, in which
+    /// case this call also re-takes the anchor unless another thread is
+    /// (module docs). Any thread; never blocks, never allocates.
     #[inline(always)]
     pub fn now_ns(&self) -> u64 {
         let s1 = self.seq.load(Ordering::Acquire);
         let tsc_a = self.anchor_tsc.load(Ordering::Relaxed);
         let ns_a = self.anchor_ns.load(Ordering::Relaxed);
         let slope = self.slope.load(Ordering::Relaxed);
-        let max_age = self.max_age_ticks.load(Ordering::Relaxed);
+        let fresh = self.refresh_ticks.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
         let s2 = self.seq.load(Ordering::Relaxed);
-        if slope != 0 && s1 == s2 && s1 & 1 == 0 {
-            if let Some(t) = ticks() {
-                // A counter read a hair before the anchor (taken on another
-                // CPU) wraps to a huge age and falls back too.
-                let age = t.wrapping_sub(tsc_a);
-                if age <= max_age {
-                    // age * slope is about age in ns * 2^32 <= 20 ms * 2^32
-                    // < 2^57: no overflow.
-                    return ns_a + ((age * slope) >> 32);
-                }
-            }
+        let Some(t) = ticks() else { return monotonic_ns() };
+        // A counter read a hair before the anchor (taken on another CPU)
+        // wraps to a huge age and takes the slow path too.
+        let age = t.wrapping_sub(tsc_a);
+        if slope != 0 && s1 == s2 && s1 & 1 == 0 && age <= fresh {
+            // age * slope is about age in ns * 2^32 <= 1 ms * 2^32 < 2^52:
+            // no overflow.
+            return ns_a + ((age * slope) >> 32);
         }
-        monotonic_ns()
+        self.slow_now_ns(t)
     }
 
-    /// Re-takes the anchor if it is older than [`REFRESH_NS`] (and the
-    /// slope's base, the first time). Consumers call it after a drain. Any
-    /// thread; returns at once if another thread is refreshing.
-    pub fn refresh(&self) {
-        let Some(t0) = ticks() else { return };
-        let every = self.refresh_ticks.load(Ordering::Relaxed);
-        if every != 0 && t0.wrapping_sub(self.anchor_tsc.load(Ordering::Relaxed)) < every {
-            return;
+    /// [`Clock::now_ns`] without a fresh anchor: the kernel's reading, and a
+    /// new anchor from it when the old one is over [`REFRESH_NS`] old (or
+    /// absent) and no other thread is writing one.
+    #[cold]
+    #[inline(never)]
+    fn slow_now_ns(&self, t0: u64) -> u64 {
+        let ns = monotonic_ns();
+        let anchor_ns = self.anchor_ns.load(Ordering::Relaxed);
+        if ns.saturating_sub(anchor_ns) < REFRESH_NS && anchor_ns != 0 {
+            return ns; // taken moments ago (or a write is in progress)
         }
         if self.writing.swap(true, Ordering::Acquire) {
-            return;
+            return ns;
         }
-        let (tsc, ns) = pair(t0);
+        let (tsc, anchor) = pair(t0, ns);
         if self.base_ns.load(Ordering::Relaxed) == 0 {
             self.base_tsc.store(tsc, Ordering::Relaxed);
-            self.base_ns.store(ns, Ordering::Relaxed);
+            self.base_ns.store(anchor, Ordering::Relaxed);
         }
         let dt = tsc.wrapping_sub(self.base_tsc.load(Ordering::Relaxed));
-        let dn = ns.saturating_sub(self.base_ns.load(Ordering::Relaxed));
+        let dn = anchor.saturating_sub(self.base_ns.load(Ordering::Relaxed));
         let slope = if dn >= MIN_BASELINE_NS && dt > 0 && dt < 1 << 63 {
             u64::try_from((u128::from(dn) << 32) / u128::from(dt)).unwrap_or(0)
         } else {
             0
         };
-        let ticks_in = |n: u64| match slope {
+        let fresh = match slope {
             0 => 0,
-            s => u64::try_from((u128::from(n) << 32) / u128::from(s)).unwrap_or(u64::MAX),
+            s => u64::try_from((u128::from(REFRESH_NS) << 32) / u128::from(s)).unwrap_or(0),
         };
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
         self.anchor_tsc.store(tsc, Ordering::Relaxed);
-        self.anchor_ns.store(ns, Ordering::Relaxed);
+        self.anchor_ns.store(anchor, Ordering::Relaxed);
         self.slope.store(slope, Ordering::Relaxed);
-        self.max_age_ticks.store(ticks_in(MAX_AGE_NS), Ordering::Relaxed);
-        self.refresh_ticks.store(ticks_in(REFRESH_NS), Ordering::Relaxed);
+        self.refresh_ticks.store(fresh, Ordering::Relaxed);
         self.seq.store(seq + 2, Ordering::Release);
         self.writing.store(false, Ordering::Release);
+        ns
     }
 
     /// Whether [`Clock::now_ns`] would read the counter now (a slope and a
@@ -221,77 +221,109 @@ impl Clock {
     pub fn counter_in_use(&self) -> bool {
         let Some(t) = ticks() else { return false };
         self.slope.load(Ordering::Relaxed) != 0
-            && t.wrapping_sub(self.anchor_tsc.load(Ordering::Relaxed)) <= self.max_age_ticks.load(Ordering::Relaxed)
+            && t.wrapping_sub(self.anchor_tsc.load(Ordering::Relaxed)) <= self.refresh_ticks.load(Ordering::Relaxed)
     }
 }
 
-/// One `(ticks, ns)` pair: the counter read on both sides of
-/// `clock_gettime`, averaged. A pair split by an interrupt or a migration
-/// (more than 10,000 ticks, a few microseconds, between the counter reads)
-/// is read again, at most a few times. `t0` is a counter value to fall back
-/// on; only called when the counter is in use.
-fn pair(t0: u64) -> (u64, u64) {
-    let mut best = (t0, monotonic_ns());
-    for _ in 0..4 {
-        let a = ticks().unwrap_or(t0);
+/// One `(ticks, ns)` anchor pair: the counter read on both sides of
+/// `clock_gettime`, averaged. `t0` and `ns0` are a counter value and a
+/// kernel reading taken just after it, used if no tighter pair comes: a
+/// pair split by an interrupt or a migration (more than 10,000 ticks, a few
+/// microseconds, between the counter reads) is read again, at most twice.
+fn pair(t0: u64, ns0: u64) -> (u64, u64) {
+    for _ in 0..2 {
+        let Some(a) = ticks() else { break };
         let ns = monotonic_ns();
         let b = ticks().unwrap_or(a);
-        best = (a + b.wrapping_sub(a) / 2, ns);
         if b.wrapping_sub(a) < 10_000 {
-            break;
+            return (a + (b - a) / 2, ns);
         }
     }
-    best
+    (t0, ns0)
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
+    /// Reads `c` `n` times between two kernel reads each; returns the
+    /// furthest a read fell outside its bracket, in ns.
+    fn worst_outside(c: &Clock, n: usize) -> u64 {
+        let mut worst = 0u64;
+        for _ in 0..n {
+            let a = monotonic_ns();
+            let v = c.now_ns();
+            let b = monotonic_ns();
+            worst = worst.max(a.saturating_sub(v)).max(v.saturating_sub(b));
+        }
+        worst
+    }
+
+    /// Calls `now_ns` until the counter is in use (the baseline reached
+    /// MIN_BASELINE_NS), at most 2 s.
+    fn until_in_use(c: &Clock) {
+        let deadline = monotonic_ns() + 2_000_000_000;
+        while !c.counter_in_use() {
+            assert!(monotonic_ns() < deadline, "the counter was not in use 2 s after the first read");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            c.now_ns();
+        }
+    }
+
     #[test]
-    fn the_counter_agrees_with_clock_gettime_and_falls_back_when_stale() {
+    fn the_counter_agrees_with_clock_gettime_and_is_re_anchored_by_reads() {
         init();
         let c = Clock::new();
-        // Before any refresh, reads come from the kernel.
-        let t = monotonic_ns();
-        let n = c.now_ns();
-        assert!(n >= t && n - t < 1_000_000, "fallback read {n} vs {t}");
+        // The first read comes from the kernel and takes the base anchor;
+        // no slope exists yet.
+        assert_eq!(worst_outside(&c, 1), 0);
         assert!(!c.counter_in_use());
         if ticks().is_none() {
             eprintln!("the clocksource is not tsc: every read is clock_gettime");
-            c.refresh();
+            assert_eq!(worst_outside(&c, 1000), 0);
             assert!(!c.counter_in_use());
             return;
         }
-        // Refreshes before the baseline is MIN_BASELINE_NS long publish no
-        // slope; waits (bounded) until one does.
-        c.refresh();
-        assert!(!c.counter_in_use(), "a slope was published from a zero-length baseline");
-        let deadline = monotonic_ns() + 2_000_000_000;
-        while !c.counter_in_use() {
-            assert!(monotonic_ns() < deadline, "the counter was not in use 2 s after the first refresh");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            c.refresh();
-        }
+        until_in_use(&c);
         // In use: each counter read lies between the kernel reads around it,
         // within a tolerance for the slope and the pair's error.
-        let mut worst = 0u64;
-        for _ in 0..10_000 {
-            let a = monotonic_ns();
-            let n = c.now_ns();
-            let b = monotonic_ns();
-            worst = worst.max(a.saturating_sub(n)).max(n.saturating_sub(b));
-        }
+        let worst = worst_outside(&c, 20_000);
         eprintln!("counter reads at most {worst} ns outside the kernel reads around them");
         assert!(worst < 2_000, "counter reads were up to {worst} ns outside the kernel's");
-        // No refresh for longer than MAX_AGE_NS: reads fall back.
-        std::thread::sleep(std::time::Duration::from_nanos(MAX_AGE_NS + 5_000_000));
+        // Older than REFRESH_NS: the next read is the kernel's and re-takes
+        // the anchor, after which the counter is in use again.
+        std::thread::sleep(std::time::Duration::from_nanos(3 * REFRESH_NS));
         assert!(!c.counter_in_use());
-        let a = monotonic_ns();
-        let n = c.now_ns();
-        assert!(n >= a && n - a < 1_000_000);
-        // A refresh brings the counter back.
-        c.refresh();
-        assert!(c.counter_in_use());
+        assert_eq!(worst_outside(&c, 1), 0);
+        assert!(c.counter_in_use(), "a stale read did not re-take the anchor");
+    }
+
+    #[test]
+    fn concurrent_readers_re_anchoring_stay_within_the_kernel_brackets() {
+        init();
+        if ticks().is_none() {
+            return;
+        }
+        let c: &'static Clock = Box::leak(Box::new(Clock::new()));
+        until_in_use(c);
+        // Four threads read for 200 ms, so the anchor is re-taken about 200
+        // times while the others read it (the seqlock's contended case).
+        let stop = monotonic_ns() + 200_000_000;
+        let worst = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(move || {
+                        let mut w = 0;
+                        while monotonic_ns() < stop {
+                            w = w.max(worst_outside(c, 1000));
+                        }
+                        w
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+        });
+        eprintln!("4 threads: reads at most {worst} ns outside the kernel reads around them");
+        assert!(worst < 2_000, "reads were up to {worst} ns outside the kernel's");
     }
 }

@@ -21,8 +21,9 @@
 //! * The slope comes from the first anchor ever taken (the *base*) and the
 //!   newest one, so its baseline grows with the process's age; it is only
 //!   used once the baseline is at least [`MIN_BASELINE_NS`] long, which
-//!   bounds its error near `2 × 40 ns / 50 ms`, under 2 ppm (each pair is
-//!   read within about 40 ns).
+//!   bounds its error near `2 × 40 ns / 50 ms`, under 2 ppm (a pair is
+//!   typically 40 ns wide, and one wider than [`PAIR_MAX_TICKS`] is never
+//!   used).
 //! * A read whose anchor is older than [`REFRESH_NS`] (1 ms) does not use the
 //!   line: it reads `clock_gettime`, and re-takes the anchor from that
 //!   reading unless another thread is doing so. So the line is never
@@ -124,7 +125,7 @@ pub struct Clock {
 }
 
 /// The process's clock, on its own cache line: every callback reads it and
-/// only a refresh, at most once a millisecond, writes it.
+/// only a re-anchoring read, at most about once a millisecond, writes it.
 pub(crate) static CLOCK: Padded<Clock> = Padded(Clock::new());
 
 impl Default for Clock {
@@ -134,7 +135,8 @@ impl Default for Clock {
 }
 
 impl Clock {
-    /// A clock with no anchor: it reads `clock_gettime` until refreshed.
+    /// A clock with no anchor: it reads `clock_gettime` until a read takes
+    /// one.
     pub const fn new() -> Clock {
         Clock {
             seq: AtomicU64::new(0),
@@ -170,7 +172,7 @@ impl Clock {
             // no overflow.
             return ns_a + ((age * slope) >> 32);
         }
-        self.slow_now_ns(t)
+        self.slow_now_ns()
     }
 
     /// [`Clock::now_ns`] without a fresh anchor: the kernel's reading, and a
@@ -178,7 +180,7 @@ impl Clock {
     /// absent) and no other thread is writing one.
     #[cold]
     #[inline(never)]
-    fn slow_now_ns(&self, t0: u64) -> u64 {
+    fn slow_now_ns(&self) -> u64 {
         let ns = monotonic_ns();
         let anchor_ns = self.anchor_ns.load(Ordering::Relaxed);
         if ns.saturating_sub(anchor_ns) < REFRESH_NS && anchor_ns != 0 {
@@ -187,7 +189,12 @@ impl Clock {
         if self.writing.swap(true, Ordering::Acquire) {
             return ns;
         }
-        let (tsc, anchor) = pair(t0, ns);
+        let Some((tsc, anchor)) = pair() else {
+            // No tight pair (interrupted twice): keep the old line and let
+            // a later read try again, rather than anchor on a loose pair.
+            self.writing.store(false, Ordering::Release);
+            return ns;
+        };
         if self.base_ns.load(Ordering::Relaxed) == 0 {
             self.base_tsc.store(tsc, Ordering::Relaxed);
             self.base_ns.store(anchor, Ordering::Relaxed);
@@ -225,21 +232,25 @@ impl Clock {
     }
 }
 
+/// Counter ticks the two reads around `clock_gettime` may be apart for a
+/// pair to be used: about 0.3 µs at 3 GHz, so the midpoint is within about
+/// 0.15 µs of the kernel's reading. An undisturbed pair here is about 40 ns
+/// wide; a wider one was interrupted or migrated.
+const PAIR_MAX_TICKS: u64 = 1_000;
+
 /// One `(ticks, ns)` anchor pair: the counter read on both sides of
-/// `clock_gettime`, averaged. `t0` and `ns0` are a counter value and a
-/// kernel reading taken just after it, used if no tighter pair comes: a
-/// pair split by an interrupt or a migration (more than 10,000 ticks, a few
-/// microseconds, between the counter reads) is read again, at most twice.
-fn pair(t0: u64, ns0: u64) -> (u64, u64) {
+/// `clock_gettime`, averaged; `None` if two tries were both wider than
+/// [`PAIR_MAX_TICKS`].
+fn pair() -> Option<(u64, u64)> {
     for _ in 0..2 {
-        let Some(a) = ticks() else { break };
+        let a = ticks()?;
         let ns = monotonic_ns();
-        let b = ticks().unwrap_or(a);
-        if b.wrapping_sub(a) < 10_000 {
-            return (a + (b - a) / 2, ns);
+        let b = ticks()?;
+        if b.wrapping_sub(a) < PAIR_MAX_TICKS {
+            return Some((a + (b - a) / 2, ns));
         }
     }
-    (t0, ns0)
+    None
 }
 
 #[cfg(all(test, not(loom)))]

@@ -88,6 +88,17 @@ export function mainThreadCpuSeconds(pid) {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
+/** Seconds a process's main thread has spent runnable but waiting on a run
+ * queue, from /proc/PID/task/PID/schedstat (its second field, ns; see the
+ * kernel's Documentation/scheduler/sched-stats.rst); null without it. */
+export function mainThreadRunqueueSeconds(pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return null;
+  }
+}
+
 function exited(p, ms = 5000) {
   return new Promise((resolve) => {
     if (p.exitCode !== null || p.signalCode !== null) return resolve();
@@ -198,11 +209,14 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   const m0 = server === 'evbridge' ? await srv.metrics() : null;
   const serverPid = srv.pid ?? srv.p.pid;
   const main0 = mainThreadCpuSeconds(serverPid);
+  const wait0 = mainThreadRunqueueSeconds(serverPid);
   const t0 = performance.now();
   await Promise.all(used.map((c) => c.req({ cmd: 'start' })));
   await sleep(seconds * 1000);
   const reps = await Promise.all(used.map((c) => c.req({ cmd: 'stop' })));
   const mainCpu = mainThreadCpuSeconds(serverPid) - main0;
+  const wait1 = mainThreadRunqueueSeconds(serverPid);
+  const mainWait = wait0 === null || wait1 === null ? null : wait1 - wait0;
   const m1 = server === 'evbridge' ? await srv.metrics() : null;
   const wall = (performance.now() - t0) / 1000;
   const delta = (k) => (m1 ? (m1.get(k) ?? 0) - (m0.get(k) ?? 0) : null);
@@ -238,7 +252,34 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
     generated: m1 ? delta('evbridge_callbacks_total') / wall : null,
     ringDropped: m1 ? delta('evbridge_callbacks_dropped_total{reason="ring_full"}') : null,
     shed: m1 ? shedKeys.reduce((a, k) => a + delta(k), 0) : null,
+    /** evbridge: the daemon's own event-age histograms over the window
+     * (evbridge_event_age_seconds, per drained batch and per sent chunk, by
+     * their oldest event), as the upper bound (µs) of the bucket holding the
+     * 99th percentile: how much of the clients' p99 the daemon accounts for. */
+    drainAgeP99: m1 ? ageQuantileBound(m0, m1, 'drain', 0.99) : null,
+    sendAgeP99: m1 ? ageQuantileBound(m0, m1, 'send', 0.99) : null,
+    /** Time the server's main thread was runnable but waiting for a CPU
+     * (schedstat), ms per second of the window; null where the kernel does
+     * not keep schedstats. */
+    mainRunqueueMsPerS: mainWait === null ? null : (mainWait * 1e3) / wall,
   };
+}
+
+/** The upper bound (µs) of the evbridge_event_age_seconds bucket holding
+ * quantile `q` of the observations made between scrapes `m0` and `m1`, for
+ * `stage`; Infinity past the last bound, null with no observations. */
+export function ageQuantileBound(m0, m1, stage, q) {
+  const rows = [];
+  for (const [k, v] of m1) {
+    if (!k.startsWith('evbridge_event_age_seconds_bucket{') || !k.includes(`stage="${stage}"`)) continue;
+    const le = /le="([^"]+)"/.exec(k)[1];
+    rows.push({ le: le === '+Inf' ? Infinity : Number(le), n: v - (m0.get(k) ?? 0) });
+  }
+  rows.sort((a, b) => a.le - b.le);
+  const total = rows.at(-1)?.n ?? 0;
+  if (!total) return null;
+  const row = rows.find((r) => r.n >= q * total);
+  return row.le === Infinity ? Infinity : Math.round(row.le * 1e6);
 }
 
 let hdrReady;

@@ -253,8 +253,8 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
     ringDropped: m1 ? delta('evbridge_callbacks_dropped_total{reason="ring_full"}') : null,
     shed: m1 ? shedKeys.reduce((a, k) => a + delta(k), 0) : null,
     /** evbridge: the daemon's own event-age histograms over the window
-     * (evbridge_event_age_seconds, per drained batch and per sent chunk, by
-     * their oldest event), as the upper bound (µs) of the bucket holding the
+     * (evbridge_event_age_seconds: every drained event, and each sent frame
+     * by its oldest event), as the upper bound (µs) of the bucket holding the
      * 99th percentile: how much of the clients' p99 the daemon accounts for. */
     drainAgeP99: m1 ? ageQuantileBound(m0, m1, 'drain', 0.99) : null,
     sendAgeP99: m1 ? ageQuantileBound(m0, m1, 'send', 0.99) : null,

@@ -441,3 +441,36 @@ t.test('the drain batch shrinks with the number of distinct filters', async (t) 
   t.equal(batchEventsFor(4096, 1000), 64, 'never below 64 events');
   t.equal(batchEventsFor(16, 1000), 16, 'nor above the configured maximum');
 });
+
+t.test('a sparse filter\'s chunks let go of their batch; dense ones keep it until written', async (t) => {
+  const { filterOf } = await import('../daemon/fanout/filter.js');
+  const n = 1000;
+  const recs = Array.from({ length: n }, (_, i) =>
+    encodeRecord({ seq: 1 + i, kind: i === 500 ? 1 : 3, source: 0, sourceSeq: 1 + i, flags: 0, tsNs: BigInt(1000 + i), payload: new Uint8Array(100) }),
+  );
+  const b = new EventBatch(Buffer.concat(recs), n, 1);
+  const udp = filterOf({ type: 'subscribe', id: 'u', kinds: ['udp'] }, KINDS) as Filter;
+  const all = filterOf({ type: 'subscribe', id: 'a' }, KINDS) as Filter;
+  for (const enc of ['binary', 'json', 'json-rows'] as Encoding[]) {
+    const [one, ...rest] = encodeChunks([{ batch: b, start: 0, end: n }], udp, 0, 256, enc, KINDS);
+    t.equal(rest.length, 0);
+    t.equal(one?.first, 501, `${enc}: the one udp event`);
+    t.equal(one?.retainedBytes, one?.body.length, `${enc}: keeps only its own body (${one?.body.length} bytes), not the ${b.byteLength}-byte batch`);
+    t.equal(one?.oldestTsNs, 1500, `${enc}: its oldest timestamp was read before letting go`);
+    if (enc === 'binary') t.same(one?.body, b.records(500, 501), 'binary: the record itself');
+    if (enc === 'binary') t.not(one?.body.buffer, b.bytes.buffer, 'binary: a copy, not a view into the batch');
+  }
+  const dense = encodeChunks([{ batch: b, start: 0, end: n }], all, 0, 256, 'binary', KINDS);
+  t.equal(dense.length, 4);
+  t.ok(dense.every((c) => c.retainedBytes === b.byteLength), 'dense binary chunks hold the batch (their bodies are views into it)');
+  t.equal(dense.reduce((a, c) => a + c.bytes, 0), b.byteLength, 'and together count all of it');
+  const json = encodeChunks([{ batch: b, start: 0, end: n }], all, 0, 256, 'json', KINDS);
+  t.equal(json[0]?.retainedBytes, b.byteLength, 'a dense JSON chunk holds the batch until written');
+  const body = json[0]?.body as Buffer;
+  t.equal(json[0]?.retainedBytes, body.length, 'then only its text');
+  t.equal(json[0]?.oldestTsNs, 1000);
+  // A subscription that starts near the end of a batch covers little of it.
+  const tail = encodeChunks([{ batch: b, start: 0, end: n }], all, 990, 256, 'binary', KINDS);
+  t.equal(tail[0]?.first, 990);
+  t.equal(tail[0]?.retainedBytes, tail[0]?.bytes, 'the last 11 events of a 1000-event batch: a copy of their own');
+});

@@ -59,7 +59,20 @@ export interface Chunk {
   readonly count: number;
   /** Engine timestamp of the oldest event, ns (EventBatch.tsApproxNs). */
   readonly oldestTsNs: number;
+  /** Bytes of memory the chunk keeps alive: while it holds its batch (its
+   * body is not written yet, or is a view into the batch, as binary bodies
+   * are), the batch's records; after that, its body. See `SPARSE_SHARE`. */
+  readonly retainedBytes: number;
 }
+
+/** A filter's events that come to less than this share of a batch's
+ * records' bytes make chunks that are written at once and let go of the
+ * batch (a copy, for binary). Otherwise a slow consumer's queue, counted by
+ * its chunks' bytes, could keep alive whole batches for a few events each:
+ * one event of 112 bytes kept a 1 MiB batch. With this, what a queue keeps
+ * alive is at most twice what it counts, plus the batches at its two ends.
+ * Dense chunks stay lazy: a chunk every session sheds is never written. */
+export const SPARSE_SHARE = 0.5;
 
 /**
  * Writes the JSON events array of a chunk (records `from..to` of `b`, or
@@ -129,16 +142,22 @@ class BatchChunk implements Chunk {
   /** Binary: the body's exact size; JSON: an upper bound of it. */
   private readonly bound: number;
   private readonly writer: JsonWriter | null;
+  /** The batch, until the chunk lets go of it (`detach`, or a JSON body
+   * written). */
+  private b: EventBatch | null;
+  private picked: number[] | null;
 
   constructor(
-    private readonly b: EventBatch,
+    b: EventBatch,
     private readonly from: number,
     private readonly to: number,
-    private readonly picked: number[] | null,
+    picked: number[] | null,
     private readonly encoding: Encoding,
     private readonly kinds: KindTable,
     span: number,
   ) {
+    this.b = b;
+    this.picked = picked;
     this.count = picked ? picked.length : to - from;
     this.first = b.firstSeq + this.at(0);
     this.last = b.firstSeq + this.at(this.count - 1);
@@ -155,9 +174,13 @@ class BatchChunk implements Chunk {
     return this.encoding === 'binary' ? this.bound : Math.ceil(this.bound * textPerBound[this.encoding]);
   }
 
+  get retainedBytes(): number {
+    return this.b ? this.b.byteLength : (this.encoded as Buffer).length;
+  }
+
   get oldestTsNs(): number {
     if (Number.isNaN(this.oldest)) {
-      const b = this.b;
+      const b = this.b as EventBatch; // held until `oldest` is known (release)
       let oldest = b.tsApproxNs(this.at(0));
       for (let k = 1; k < this.count; k++) oldest = Math.min(oldest, b.tsApproxNs(this.at(k)));
       this.oldest = oldest;
@@ -167,14 +190,36 @@ class BatchChunk implements Chunk {
 
   get body(): Buffer {
     if (!this.encoded) {
-      this.encoded = this.encode();
-      if (this.encoding !== 'binary') textPerBound[this.encoding] += (this.encoded.length / this.bound - textPerBound[this.encoding]) / 8;
+      this.encoded = this.encode(false);
+      if (this.encoding !== 'binary') {
+        textPerBound[this.encoding] += (this.encoded.length / this.bound - textPerBound[this.encoding]) / 8;
+        this.release(); // a JSON body is its own memory
+      }
     }
     return this.encoded;
   }
 
-  private encode(): Buffer {
-    const { b, from, to, picked, count } = this;
+  /** Writes the body now as memory of its own (binary: a copy, never a
+   * view) and lets go of the batch (`SPARSE_SHARE`). */
+  detach() {
+    if (!this.b) return;
+    if (this.encoded && this.encoding !== 'binary') return this.release();
+    const fresh = !this.encoded;
+    this.encoded = this.encode(true);
+    if (fresh && this.encoding !== 'binary') textPerBound[this.encoding] += (this.encoded.length / this.bound - textPerBound[this.encoding]) / 8;
+    this.release();
+  }
+
+  private release() {
+    void this.oldestTsNs; // computed while the batch is here
+    this.b = null;
+    this.picked = null;
+  }
+
+  /** The body; `own`: never a view into the batch (binary). */
+  private encode(own: boolean): Buffer {
+    const { from, to, picked, count } = this;
+    const b = this.b as EventBatch; // only called while held
     if (this.encoding !== 'binary') {
       const rows = this.encoding === 'json-rows';
       const native = this.writer ? this.writer(b, from, to, picked, this.kinds, rows) : null;
@@ -184,7 +229,7 @@ class BatchChunk implements Chunk {
       for (let k = 0; k < count; k++) parts[k] = write(b, this.at(k), this.kinds);
       return Buffer.from(`[${parts.join(',')}]}`); // closes the message the head opened
     }
-    if (!picked) return b.records(from, to); // contiguous records: a view, no copy
+    if (!picked) return own ? Buffer.from(b.records(from, to)) : b.records(from, to); // contiguous records: a view, no copy
     // Runs of consecutive picked records are one view each; one run needs no copy.
     const runs: Buffer[] = [];
     for (let k = 0; k < count; ) {
@@ -193,7 +238,8 @@ class BatchChunk implements Chunk {
       runs.push(b.records(picked[k] as number, (picked[e - 1] as number) + 1));
       k = e;
     }
-    return runs.length === 1 ? (runs[0] as Buffer) : Buffer.concat(runs);
+    if (runs.length > 1) return Buffer.concat(runs);
+    return own ? Buffer.from(runs[0] as Buffer) : (runs[0] as Buffer);
   }
 }
 
@@ -213,11 +259,13 @@ export function encodeChunks(
   kinds: KindTable,
   maxBytes = Infinity,
 ): Chunk[] {
-  const chunks: Chunk[] = [];
+  const chunks: BatchChunk[] = [];
   const all = matchesAll(f);
   for (const { batch: b, start, end } of ranges) {
     const lo = Math.max(start, minSeq - b.firstSeq);
     const off = b.offsets;
+    const first = chunks.length;
+    let covered = 0; // bytes of this batch's records in its chunks
     if (all) {
       for (let a = lo; a < end; ) {
         let e = a + 1;
@@ -225,21 +273,25 @@ export function encodeChunks(
         chunks.push(new BatchChunk(b, a, e, null, encoding, kinds, (off[e] as number) - (off[a] as number)));
         a = e;
       }
-      continue;
-    }
-    let picked: number[] = [];
-    let bytes = 0;
-    for (let i = lo; i < end; i++) {
-      if (!matches(f, b, i)) continue;
-      picked.push(i);
-      bytes += (off[i + 1] as number) - (off[i] as number);
-      if (picked.length === max || bytes >= maxBytes) {
-        chunks.push(new BatchChunk(b, 0, 0, picked, encoding, kinds, bytes));
-        picked = [];
-        bytes = 0;
+      if (end > lo) covered = (off[end] as number) - (off[lo] as number);
+    } else {
+      let picked: number[] = [];
+      let bytes = 0;
+      for (let i = lo; i < end; i++) {
+        if (!matches(f, b, i)) continue;
+        picked.push(i);
+        bytes += (off[i + 1] as number) - (off[i] as number);
+        if (picked.length === max || bytes >= maxBytes) {
+          chunks.push(new BatchChunk(b, 0, 0, picked, encoding, kinds, bytes));
+          covered += bytes;
+          picked = [];
+          bytes = 0;
+        }
       }
+      if (picked.length) chunks.push(new BatchChunk(b, 0, 0, picked, encoding, kinds, bytes));
+      covered += bytes;
     }
-    if (picked.length) chunks.push(new BatchChunk(b, 0, 0, picked, encoding, kinds, bytes));
+    if (covered < SPARSE_SHARE * b.byteLength) for (let k = first; k < chunks.length; k++) (chunks[k] as BatchChunk).detach();
   }
   return chunks;
 }

@@ -142,8 +142,7 @@ class BatchChunk implements Chunk {
   /** Binary: the body's exact size; JSON: an upper bound of it. */
   private readonly bound: number;
   private readonly writer: JsonWriter | null;
-  /** The batch, until the chunk lets go of it (`detach`, or a JSON body
-   * written). */
+  /** The batch, until the chunk lets go of it (`write`). */
   private b: EventBatch | null;
   private picked: number[] | null;
 
@@ -180,7 +179,7 @@ class BatchChunk implements Chunk {
 
   get oldestTsNs(): number {
     if (Number.isNaN(this.oldest)) {
-      const b = this.b as EventBatch; // held until `oldest` is known (release)
+      const b = this.b as EventBatch; // held until `oldest` is known (write)
       let oldest = b.tsApproxNs(this.at(0));
       for (let k = 1; k < this.count; k++) oldest = Math.min(oldest, b.tsApproxNs(this.at(k)));
       this.oldest = oldest;
@@ -189,31 +188,28 @@ class BatchChunk implements Chunk {
   }
 
   get body(): Buffer {
-    if (!this.encoded) {
-      this.encoded = this.encode(false);
-      if (this.encoding !== 'binary') {
-        textPerBound[this.encoding] += (this.encoded.length / this.bound - textPerBound[this.encoding]) / 8;
-        this.release(); // a JSON body is its own memory
-      }
-    }
-    return this.encoded;
+    return this.encoded ?? this.write(false);
   }
 
   /** Writes the body now as memory of its own (binary: a copy, never a
-   * view) and lets go of the batch (`SPARSE_SHARE`). */
+   * view) and lets go of the batch (`SPARSE_SHARE`). Called on a chunk
+   * just made, before anything read its body. */
   detach() {
-    if (!this.b) return;
-    if (this.encoded && this.encoding !== 'binary') return this.release();
-    const fresh = !this.encoded;
-    this.encoded = this.encode(true);
-    if (fresh && this.encoding !== 'binary') textPerBound[this.encoding] += (this.encoded.length / this.bound - textPerBound[this.encoding]) / 8;
-    this.release();
+    if (!this.encoded) this.write(true);
   }
 
-  private release() {
-    void this.oldestTsNs; // computed while the batch is here
-    this.b = null;
-    this.picked = null;
+  /** Writes the body (`own`: never a view into the batch) and, when the
+   * body is its own memory (JSON always), lets go of the batch. */
+  private write(own: boolean): Buffer {
+    const body = this.encode(own);
+    this.encoded = body;
+    if (this.encoding !== 'binary') textPerBound[this.encoding] += (body.length / this.bound - textPerBound[this.encoding]) / 8;
+    if (own || this.encoding !== 'binary') {
+      void this.oldestTsNs; // computed while the batch is here
+      this.b = null;
+      this.picked = null;
+    }
+    return body;
   }
 
   /** The body; `own`: never a view into the batch (binary). */

@@ -23,8 +23,9 @@ t.test('Node loads the plugin through the bridge, attaches the callback and drai
   const gen = desc.kinds.find((k) => k.name === 'gen')?.number ?? -1;
   t.equal(gen, 3, 'the plugin declares its kinds');
   // 8 MiB holds every record (40,000 of 120 bytes, 4.8 MB) without a
-  // drain, so a stalled test process cannot cause drops; with 4 MiB one
-  // stall of about 90 ms did, and the wait for every event never ended.
+  // drain, so a stalled test process cannot cause drops. With 4 MiB a stall
+  // of about 90 ms could, and the wait for every event would never end (a
+  // likely cause of the one hang seen; not reproduced).
   const bridge = n.bridgeNew(1 << 23, 65536, 1_000_000, 1 << gen);
   t.notOk(n.isNull(bridge), 'bridge created');
   const ring = n.wrap(n.ringData(bridge), n.ringCapacity(bridge));

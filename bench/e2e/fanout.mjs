@@ -147,6 +147,20 @@ export function startNaive(rate, seconds) {
   });
 }
 
+/** Starts the floor peer (bench/e2e/floor-peer.mjs): paced at `rate`
+ * events/s, or as fast as its sockets take them when `rate` is 0, once `go`
+ * is called. */
+export function startFloor(rate) {
+  const p = spawn(process.execPath, [join(root, 'bench/e2e/floor-peer.mjs'), String(rate)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    p.on('exit', (code) => reject(new Error(`floor peer exited with ${code}`)));
+    p.stdout.once('data', (d) => {
+      const { port } = JSON.parse(String(d).split('\n')[0]);
+      resolve({ p, url: `ws://127.0.0.1:${port}/`, go: () => p.stdin.write('go\n'), stop: async () => (p.kill('SIGKILL'), exited(p)) });
+    });
+  });
+}
+
 /** The Centrifugo binary bench/peers/centrifugo.sh builds, or null when it
  * has not been built (the Centrifugo rows are then left out). */
 export function centrifugoBinary() {
@@ -201,9 +215,11 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
       ? await startDaemon(['--engine-set', `generator.threads=${threads}`, '--engine-set', `generator.rate=${per}`, '--engine-set', 'generator.payloadBytes=64', '--engine-set', `generator.count=${Math.round(per * budget)}`, ...daemonArgs])
       : server === 'centrifugo'
         ? await startCentrifugo(rate, budget)
-        : await startNaive(rate, budget);
+        : server === 'floor'
+          ? await startFloor(rate)
+          : await startNaive(rate, budget);
   const used = pool.clients.slice(0, n);
-  await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server, encoding, filter })));
+  await Promise.all(used.map((c) => c.req({ cmd: 'connect', url: srv.url, server: server === 'floor' ? 'evbridge' : server, encoding, filter })));
   srv.go?.(); // the naive peer starts producing once its clients are on
   await sleep(warmup * 1000);
   const m0 = server === 'evbridge' ? await srv.metrics() : null;
@@ -229,7 +245,7 @@ export async function fanoutCase(pool, { server, encoding = 'json', n, rate, sec
   const perClient = reps.map((r) => r.events / r.seconds).sort((a, b) => a - b);
   return {
     server,
-    encoding: server === 'evbridge' ? encoding : 'json',
+    encoding: server === 'evbridge' || server === 'floor' ? encoding : 'json',
     clients: n,
     offered: rate,
     perClientMedian: perClient[Math.floor(perClient.length / 2)],

@@ -131,7 +131,13 @@ for (const n of CLIENT_COUNTS) {
     for (const t of cf) if (t !== top) t.worse = true;
   }
 }
-for (const c of [
+// Latency: the runs of the cases alternate (run 1 of every case, then run
+// 2, ...), so that evbridge and the floor peer meet the same conditions
+// rather than one of them taking a noisy minute alone. One unmeasured case
+// goes first: the client processes have just come from the saturating
+// throughput cases above.
+await fanoutCase(pool, { server: 'evbridge', encoding: 'binary', n: 10, rate: 100_000, seconds, warmup });
+const latencyRows = [
   { server: 'evbridge', encoding: 'binary' },
   { server: 'evbridge', encoding: 'json' },
   { server: 'evbridge', encoding: 'json-rows' },
@@ -140,8 +146,11 @@ for (const c of [
   { server: 'floor', encoding: 'json-rows' },
   { server: 'naive', encoding: 'json' },
   ...(centrifugo ? [{ server: 'centrifugo', encoding: 'json' }] : []),
-]) {
-  await runCase({ kind: 'latency', ...c, n: 10, rate: 100_000 });
+].map((c) => ({ kind: 'latency', ...c, n: 10, rate: 100_000, runs: [] }));
+for (let r = 0; r < RUNS2; r++) for (const row of latencyRows) row.runs.push(await fanoutCase(pool, { ...row, seconds, warmup }));
+for (const row of latencyRows) {
+  part2.push(row);
+  log(`part 2: latency ${row.server} ${row.encoding} 10 clients at ${rate(row.rate)}/s: p99 ${us(med(row.runs.map((x) => x.p99)))}`);
 }
 
 // ---- Part 3 -------------------------------------------------------------
@@ -234,7 +243,7 @@ const lines = [
   '',
   '## 2. End to end: engine generator to WebSocket client processes',
   '',
-  `Each client is its own process (bench/e2e/client.mjs) on one connection, subscribed to everything, and reads every event: it checks every sequence number and records the latency from the engine timestamp to receipt (both CLOCK_MONOTONIC on this machine) in an HDR histogram. ${warmup} s warm-up, then ${seconds} s measured. evbridge is the daemon with its generator (one thread, 64-byte payloads, paced) offered ${rate(EVB_OFFERED)} events/s, more than any client set here takes; what it cannot send it drops and counts (ring, or slow-consumer gaps). The naive peer (bench/e2e/naive-peer.mjs) is a plain \`ws\` server fed through ffi-rs's void callback by the same kind of paced C thread, sending one JSON message per event to every client; it has no way to drop, so it is shown at the best of five offered rates (the others are struck through). ${centrifugo ? 'Centrifugo v6.9.1 (built from the Go module proxy by bench/peers/centrifugo.sh; bench/e2e/centrifugo-peer.mjs) gets 256-event publications of the same JSON event objects from a Node publisher, 8 publications per request to its HTTP batch API, one request at a time so that they stay in order; its clients use the `centrifuge` npm client; it too is shown at the best of three offered rates, and its latency, like the naive peer\'s, includes the publisher\'s batching. ' : 'Centrifugo rows are missing: Go was not found to build it (bench/peers/centrifugo.sh). '}The floor peer (bench/e2e/floor-peer.mjs) is what no server can beat on this machine: a \`ws\` server with no engine, ring, drain or filters that sends the clients 256-event messages in the same encodings, each event stamped just before its message is sent, so none of its latency is spent inside a server; one client takes it unpaced (a new message as soon as the socket has room), ten take it paced. Its rows show what the clients and the two cores allow whatever the server does. Latency in the throughput rows is queueing at saturation; the latency rows run at 100 k events/s. For those, the goal row below also gives the daemon's share of the tail: the 99th percentile of its own event-age histograms (evbridge_event_age_seconds: every drained event, and each sent frame by its oldest event; the bound of the bucket holding it) and how long its main thread was runnable but waiting for a CPU (schedstat).`,
+  `Each client is its own process (bench/e2e/client.mjs) on one connection, subscribed to everything, and reads every event: it checks every sequence number and records the latency from the engine timestamp to receipt (both CLOCK_MONOTONIC on this machine) in an HDR histogram. ${warmup} s warm-up, then ${seconds} s measured. evbridge is the daemon with its generator (one thread, 64-byte payloads, paced) offered ${rate(EVB_OFFERED)} events/s, more than any client set here takes; what it cannot send it drops and counts (ring, or slow-consumer gaps). The naive peer (bench/e2e/naive-peer.mjs) is a plain \`ws\` server fed through ffi-rs's void callback by the same kind of paced C thread, sending one JSON message per event to every client; it has no way to drop, so it is shown at the best of five offered rates (the others are struck through). ${centrifugo ? 'Centrifugo v6.9.1 (built from the Go module proxy by bench/peers/centrifugo.sh; bench/e2e/centrifugo-peer.mjs) gets 256-event publications of the same JSON event objects from a Node publisher, 8 publications per request to its HTTP batch API, one request at a time so that they stay in order; its clients use the `centrifuge` npm client; it too is shown at the best of three offered rates, and its latency, like the naive peer\'s, includes the publisher\'s batching. ' : 'Centrifugo rows are missing: Go was not found to build it (bench/peers/centrifugo.sh). '}The floor peer (bench/e2e/floor-peer.mjs) is what no server can beat on this machine: a \`ws\` server with no engine, ring, drain or filters that sends the clients 256-event messages in the same encodings, each event stamped just before its message is sent, so none of its latency is spent inside a server; one client takes it unpaced (a new message as soon as the socket has room), ten take it paced. Its rows show what the clients and the two cores allow whatever the server does. Latency in the throughput rows is queueing at saturation; the latency rows run at 100 k events/s, after one unmeasured case, with their runs alternating across the cases (run 1 of each, then run 2, ...). For those, the goal row below also gives the daemon's share of the tail: the 99th percentile of its own event-age histograms (evbridge_event_age_seconds: every drained event, and each sent frame by its oldest event; the bound of the bucket holding it) and how long its main thread was runnable but waiting for a CPU (schedstat).`,
   '',
   '| case | server | encoding | clients | offered ev/s | per client ev/s (median client) | slowest client | total ev/s | latency p50 | p99 | p99.9 | seq violations | server peak RSS |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',

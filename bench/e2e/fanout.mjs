@@ -134,32 +134,28 @@ export function startDaemon(args) {
   });
 }
 
-/** Starts the naive peer producing `rate` events/s for at most `seconds`. */
-export function startNaive(rate, seconds) {
-  const p = spawn(process.execPath, [join(root, 'bench/e2e/naive-peer.mjs'), String(rate), String(seconds)], { stdio: ['pipe', 'pipe', 'ignore'] });
+/** Starts a peer script of bench/e2e that prints {"port":N} once listening
+ * on 127.0.0.1 and starts sending when "go" arrives on stdin. It is stopped
+ * with SIGKILL: it has nothing to flush, and a SIGTERM handler would wait
+ * behind its backlog. `stderr`: 'ignore' or 'inherit'. */
+function startScriptPeer(name, args, stderr) {
+  const p = spawn(process.execPath, [join(root, 'bench/e2e', `${name}-peer.mjs`), ...args.map(String)], { stdio: ['pipe', 'pipe', stderr] });
   return new Promise((resolve, reject) => {
-    p.on('exit', (code) => reject(new Error(`naive peer exited with ${code}`)));
+    p.on('exit', (code) => reject(new Error(`${name} peer exited with ${code}`)));
     p.stdout.once('data', (d) => {
       const { port } = JSON.parse(String(d).split('\n')[0]);
-      // SIGKILL: it has nothing to flush, and a SIGTERM handler waits behind its backlog.
       resolve({ p, url: `ws://127.0.0.1:${port}/`, go: () => p.stdin.write('go\n'), stop: async () => (p.kill('SIGKILL'), exited(p)) });
     });
   });
 }
 
+/** Starts the naive peer producing `rate` events/s for at most `seconds`. */
+export const startNaive = (rate, seconds) => startScriptPeer('naive', [rate, seconds], 'ignore');
+
 /** Starts the floor peer (bench/e2e/floor-peer.mjs): paced at `rate`
  * events/s, or as fast as its sockets take them when `rate` is 0, once `go`
  * is called. */
-export function startFloor(rate) {
-  const p = spawn(process.execPath, [join(root, 'bench/e2e/floor-peer.mjs'), String(rate)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    p.on('exit', (code) => reject(new Error(`floor peer exited with ${code}`)));
-    p.stdout.once('data', (d) => {
-      const { port } = JSON.parse(String(d).split('\n')[0]);
-      resolve({ p, url: `ws://127.0.0.1:${port}/`, go: () => p.stdin.write('go\n'), stop: async () => (p.kill('SIGKILL'), exited(p)) });
-    });
-  });
-}
+export const startFloor = (rate) => startScriptPeer('floor', [rate], 'inherit');
 
 /** The Centrifugo binary bench/peers/centrifugo.sh builds, or null when it
  * has not been built (the Centrifugo rows are then left out). */

@@ -24,57 +24,50 @@
 // every client of that encoding has fewer (the ws send callbacks).
 // Prints {"port":N} once listening on 127.0.0.1; starts sending when a line
 // "go" arrives on stdin; stops at SIGTERM or SIGKILL.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
+
+const root = join(fileURLToPath(import.meta.url), '..', '..', '..');
+// The binary layout comes from the project's protocol module (one source).
+const { encodeEventsHeader, encodeRecord } = await import(join(root, 'dist/protocol/binary.js'));
+const { REC } = await import(join(root, 'dist/protocol/records.js'));
 
 const rate = Number(process.argv[2] ?? 0);
 const PER_MESSAGE = 256;
 const IN_FLIGHT = 4;
 const PAYLOAD = Buffer.alloc(64, 0x5a);
 const PAYLOAD_B64 = PAYLOAD.toString('base64');
-const RECORD = 128; // 48-byte record head + 64-byte payload, padded to a multiple of 64 (the daemon's ring records)
 const SUB_ID = 's';
+const WALL_MINUS_MONO_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 
 const monoNs = () => {
   const [s, ns] = process.hrtime();
   return s * 1e9 + ns;
 };
 
-/** One binary `events` message template: header, the id 's' padded to 8
- * bytes, then PER_MESSAGE records with the payload in place. */
-const binaryTemplate = (() => {
-  const b = Buffer.alloc(24 + PER_MESSAGE * RECORD);
-  b[0] = 0xeb; // magic
-  b[1] = 1; // binary version
-  b[2] = 1; // events
-  b[3] = 1; // id length
-  b.writeBigInt64LE(BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint(), 8);
-  b.write(SUB_ID, 16);
-  for (let i = 0; i < PER_MESSAGE; i++) {
-    const o = 24 + i * RECORD;
-    b.writeUInt32LE(RECORD, o);
-    b.writeUInt32LE(PAYLOAD.length, o + 4);
-    b.writeUInt32LE(1, o + 12); // source
-    PAYLOAD.copy(b, o + 48);
-  }
-  return b;
-})();
+/** PER_MESSAGE records (kind 0, source 1, the payload), copied into each
+ * binary message in one call; seq, source_seq and ts are written over them
+ * per event. */
+const RECORDS = Buffer.concat(Array.from({ length: PER_MESSAGE }, () => encodeRecord({ seq: 0, kind: 0, source: 1, sourceSeq: 0, flags: 0, tsNs: 0n, payload: PAYLOAD })));
+const RECORD_LEN = RECORDS.length / PER_MESSAGE;
+
+/** Writes `v` (an integer below 2^53) as a little-endian u64 at `o`. */
+const u64 = (b, o, v) => {
+  b.writeUInt32LE(v % 2 ** 32, o);
+  b.writeUInt32LE(Math.floor(v / 2 ** 32), o + 4);
+};
 
 const encoders = {
   binary(seq, n, ts) {
-    const b = Buffer.allocUnsafe(24 + n * RECORD);
-    binaryTemplate.copy(b, 0, 0, b.length);
-    b.writeUInt32LE(n, 4);
-    const tsLo = ts % 2 ** 32;
-    const tsHi = Math.floor(ts / 2 ** 32);
-    for (let i = 0; i < n; i++) {
-      const o = 24 + i * RECORD;
-      const s = seq + i;
-      b.writeUInt32LE(s % 2 ** 32, o + 24); // source_seq
-      b.writeUInt32LE(Math.floor(s / 2 ** 32), o + 28);
-      b.writeUInt32LE(tsLo, o + 32);
-      b.writeUInt32LE(tsHi, o + 36);
-      b.writeUInt32LE(s % 2 ** 32, o + 40); // seq
-      b.writeUInt32LE(Math.floor(s / 2 ** 32), o + 44);
+    const head = encodeEventsHeader(SUB_ID, n, WALL_MINUS_MONO_NS);
+    const b = Buffer.allocUnsafe(head.length + n * RECORD_LEN);
+    b.set(head, 0);
+    RECORDS.copy(b, head.length, 0, n * RECORD_LEN);
+    for (let i = 0, o = head.length; i < n; i++, o += RECORD_LEN) {
+      u64(b, o + REC.sourceSeq, seq + i);
+      u64(b, o + REC.tsNs, ts);
+      u64(b, o + REC.seq, seq + i);
     }
     return b;
   },
@@ -93,7 +86,7 @@ const encoders = {
 };
 
 /** Clients by encoding: members (socket -> messages in flight) and the next seq. */
-const groups = new Map(Object.keys(encoders).map((k) => [k, { members: new Map(), seq: 1 }]));
+const groups = new Map(Object.keys(encoders).map((key) => [key, { key, members: new Map(), seq: 1 }]));
 let going = false;
 
 const wss = new WebSocketServer({
@@ -121,7 +114,8 @@ wss.on('connection', (ws) => {
 });
 
 /** Builds one message of `n` events for group `g` and sends it to every member. */
-function sendTo(key, g, n) {
+function sendTo(g, n) {
+  const { key } = g;
   const built = encoders[key](g.seq, n, monoNs());
   // Text is made into bytes once, not once per client (ws would for a string).
   const msg = typeof built === 'string' ? Buffer.from(built) : built;
@@ -139,8 +133,7 @@ function sendTo(key, g, n) {
 
 /** Unpaced: sends while every member of `g` has room. */
 function pump(g) {
-  const key = [...groups].find(([, v]) => v === g)[0];
-  while (g.members.size && [...g.members.values()].every((q) => q < IN_FLIGHT)) sendTo(key, g, PER_MESSAGE);
+  while (g.members.size && [...g.members.values()].every((q) => q < IN_FLIGHT)) sendTo(g, PER_MESSAGE);
 }
 
 function paced() {
@@ -151,7 +144,7 @@ function paced() {
     made += due;
     while (due > 0) {
       const n = Math.min(due, PER_MESSAGE);
-      for (const [key, g] of groups) if (g.members.size) sendTo(key, g, n);
+      for (const g of groups.values()) if (g.members.size) sendTo(g, n);
       due -= n;
     }
     setTimeout(turn, 0);
